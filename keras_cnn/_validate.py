@@ -1,0 +1,66 @@
+"""Argument checks shared by every public entry point.
+
+Each check raises a ``ValueError`` or ``TypeError`` that names the argument, the allowed values and what was
+received, so a user mistake never surfaces as a traceback from deep inside TensorFlow.
+"""
+
+import numbers
+
+
+def check_bool(name, value):
+    """Return ``value`` if it is a ``bool``; raise ``TypeError`` otherwise."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False; received {value!r} ({type(value).__name__}).")
+    return value
+
+
+def check_int(name, value, minimum=None, maximum=None):
+    """Return ``value`` if it is an integer (not a bool) inside ``[minimum, maximum]``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer; received {value!r} ({type(value).__name__}).")
+    _check_range(name, value, minimum, maximum)
+    return int(value)
+
+
+def check_float(name, value, minimum=None, maximum=None):
+    """Return ``float(value)`` if it is a real number inside ``[minimum, maximum]``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number; received {value!r} ({type(value).__name__}).")
+    _check_range(name, value, minimum, maximum)
+    return float(value)
+
+
+def check_choice(name, value, allowed):
+    """Return ``value`` if it is one of ``allowed``; the error lists the allowed values."""
+    if value not in allowed:
+        choices = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"{name} must be one of {choices}; received {value!r}.")
+    return value
+
+
+def check_activation(name, value, allow_none=False):
+    """Return ``value`` if it is a callable or a name Keras resolves as an activation."""
+    import keras
+
+    if value is None and allow_none:
+        return value
+    if callable(value):
+        return value
+    if isinstance(value, str):
+        try:
+            keras.activations.get(value)
+            return value
+        except ValueError:
+            pass
+    allowed = "None, " if allow_none else ""
+    raise ValueError(
+        f"{name} must be {allowed}a callable or a Keras activation name such as 'softmax', 'sigmoid', "
+        f"'relu', 'tanh', 'linear'; received {value!r}."
+    )
+
+
+def _check_range(name, value, minimum, maximum):
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; received {value!r}.")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}; received {value!r}.")

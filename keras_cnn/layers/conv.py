@@ -1,0 +1,26 @@
+"""Convolution blocks used across families."""
+
+import keras
+
+BN_EPSILON = 1e-5  # as in the papers' Caffe/Torch models and torchvision, so ported weights behave alike
+
+
+def conv_bn_act(x, filters, kernel_size, *, name, strides=1, padding="same", groups=1, batch_norm=False,
+                activation="relu", dilation_rate=1, use_bias=None):
+    """Convolution, optional batch normalisation, activation: ``name``, ``name_bn``, ``name_<activation>``.
+
+    Without batch normalisation the activation is fused into the ``Conv2D`` (as keras.applications does), so
+    the layer ``name`` is the whole block. With it the convolution has no bias by default, since BN cancels
+    it (Ioffe & Szegedy, 2015); ``use_bias=True`` keeps it where checkpoints have one (torchvision's VGG-BN).
+    """
+    use_bias = not batch_norm if use_bias is None else use_bias
+    conv = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, groups=groups,
+                               dilation_rate=dilation_rate, use_bias=use_bias,
+                               activation=None if batch_norm else activation, name=name)
+    if not batch_norm:
+        return conv(x)
+    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(conv(x))
+    if activation is None:
+        return x
+    suffix = activation if isinstance(activation, str) else "act"
+    return keras.layers.Activation(activation, name=f"{name}_{suffix}")(x)

@@ -1,0 +1,142 @@
+"""The one model registry: ``@register`` records a builder, ``build()`` makes a model, ``list_models()`` lists.
+
+A family module registers one builder per table row::
+
+    for name, (config, defaults) in VARIANTS.items():
+        register(name, family="vgg", default_input=(224, 224, 3), min_input=32,
+                 fixed_input=True, spec=CONFIGS[config], **defaults)(vgg)
+
+A builder has the signature ``builder(inputs, head, *, spec, **options) -> outputs``: it receives the validated
+input tensor and the shared :class:`keras_cnn._head.Head`, and ends with one of the head's methods, so
+``include_top``, ``pooling``, ``classes`` and ``classifier_activation`` mean the same for every family.
+"""
+
+import dataclasses
+import difflib
+import fnmatch
+import inspect
+from typing import Any, Callable, Mapping
+
+from keras_cnn import _head
+
+_REGISTRY = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    """What the registry knows of one model name."""
+
+    name: str
+    builder: Callable
+    family: str
+    default_input: tuple
+    min_input: int
+    fixed_input: bool
+    spec: Any
+    defaults: Mapping
+
+    @property
+    def options(self):
+        """The documented variant options with this variant's default values."""
+        params = inspect.signature(self.builder).parameters.values()
+        found = {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY and p.name != "spec"}
+        found.update(self.defaults)
+        return found
+
+
+def register(name, *, family, default_input, min_input, fixed_input=False, spec=None, **defaults):
+    """Register ``builder`` under ``name`` (decorator).
+
+    Args:
+        name: lower-case model name, unique across the package.
+        family: family label, e.g. ``"vgg"``.
+        default_input: ``(height, width, channels)`` used when no ``input_shape`` is given.
+        min_input: smallest height/width the architecture accepts.
+        fixed_input: True when the classifier flattens a feature map, so ``include_top=True`` needs a static
+            height and width.
+        spec: this variant's row of the family table, passed to the builder as ``spec=``.
+        **defaults: this variant's values for the family's options (e.g. ``batch_norm=True``).
+    """
+
+    def decorator(builder):
+        if name in _REGISTRY:
+            raise ValueError(f"model name {name!r} is already registered (family {_REGISTRY[name].family!r}).")
+        entry = ModelEntry(name, builder, family, tuple(default_input), min_input, fixed_input, spec, defaults)
+        unknown = set(defaults) - set(entry.options)
+        if unknown:
+            raise TypeError(f"register({name!r}): {sorted(unknown)} are not options of {builder.__name__}.")
+        _REGISTRY[name] = entry
+        return builder
+
+    return decorator
+
+
+def list_models(pattern=None):
+    """Sorted registered model names, optionally filtered by a shell-style wildcard (``"resnet*"``)."""
+    names = sorted(_REGISTRY)
+    if pattern is None:
+        return names
+    if not isinstance(pattern, str):
+        raise TypeError(f"pattern must be a string such as 'vgg*' or None; received {pattern!r}.")
+    return [n for n in names if fnmatch.fnmatchcase(n, pattern.lower())]
+
+
+def get(name):
+    """The :class:`ModelEntry` for ``name``; an unknown name raises ``ValueError`` with the closest names."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a model name string (see keras_cnn.list_models()); received {name!r}.")
+    key = name.lower()
+    if key not in _REGISTRY:
+        close = difflib.get_close_matches(key, _REGISTRY, n=5, cutoff=0.5)
+        hint = f" Closest: {', '.join(close)}." if close else ""
+        raise ValueError(f"Unknown model name {name!r}.{hint} See keras_cnn.list_models() for all names.")
+    return _REGISTRY[key]
+
+
+def build(
+    model_name,
+    *,
+    include_top=True,
+    input_shape=None,
+    input_tensor=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    weights=None,
+    name=None,
+    **options,
+):
+    """Build a registered model as a functional ``keras.Model`` (channels-last).
+
+    Arguments follow ``keras.applications``: ``include_top`` keeps the classifier; otherwise ``pooling``
+    (None, "avg" or "max") reduces the last feature map. ``classifier_activation`` is None (logits) or a Keras
+    activation. ``weights`` is None (random initialisation) or a path to a ``.weights.h5`` file; no pretrained
+    weights are bundled. ``options`` are the family's variant options (see ``keras_cnn.registry.get(name)
+    .options``); an unknown option is a ``TypeError`` naming it.
+    """
+    entry = get(model_name)
+    options = _merge_options(entry, options)
+    head = _head.Head.create(include_top, pooling, classes, classifier_activation)
+    weights = _head.check_weights(weights)
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a string or None; received {name!r}.")
+    inputs, img_input = _head.make_input(entry, input_shape, input_tensor, include_top)
+    outputs = entry.builder(img_input, head, spec=entry.spec, **options)
+    import keras
+
+    model = keras.Model(inputs, outputs, name=name or entry.name)
+    if weights is not None:
+        model.load_weights(weights)
+    return model
+
+
+def _merge_options(entry, options):
+    allowed = entry.options
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        names = ", ".join(sorted(allowed)) or "none"
+        raise TypeError(
+            f"Unknown option(s) {', '.join(map(repr, unknown))} for model {entry.name!r}; "
+            f"its options are: {names}."
+        )
+    return {**allowed, **options}

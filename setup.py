@@ -1,0 +1,27 @@
+"""keras_cnn: classic image-classification CNNs for Keras 3 / TensorFlow."""
+
+from setuptools import find_packages, setup
+
+TENSORFLOW = ">=2.21,<2.22"
+
+setup(
+    name="keras_cnn",
+    version="0.1.0",
+    description="The classic image-classification CNNs for Keras 3, faithful to their papers and deployable.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["keras_cnn", "keras_cnn.*"]),
+    install_requires=[
+        "keras>=3.15,<3.16",
+        "numpy>=1.26",
+        "scikit-learn>=1.4",  # the bundled handwritten-digits dataset
+    ],
+    extras_require={
+        # TensorFlow comes as an extra because its CPU and GPU builds are different distributions.
+        "cpu": [f"tensorflow-cpu{TENSORFLOW}"],
+        "gpu": [f"tensorflow[and-cuda]{TENSORFLOW}"],
+        "plots": ["matplotlib>=3.7"],
+        "dev": ["pytest>=8", "pytest-xdist>=3.5", "matplotlib>=3.7"],
+    },
+)
