@@ -123,7 +123,8 @@ def make_input(entry, input_shape, input_tensor, include_top):
     if input_tensor is None:
         image = keras.Input(shape=shape, name="image")
         return image, image
-    return keras.utils.get_source_inputs(input_tensor), input_tensor
+    sources = keras.utils.get_source_inputs(input_tensor)
+    return (sources[0] if len(sources) == 1 else sources), input_tensor
 
 
 def _check_shape(shape, arg):

@@ -38,10 +38,13 @@ class ModelEntry:
     @property
     def options(self):
         """The documented variant options with this variant's default values."""
-        params = inspect.signature(self.builder).parameters.values()
-        found = {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY and p.name != "spec"}
-        found.update(self.defaults)
-        return found
+        return {**_builder_options(self.builder), **self.defaults}
+
+
+def _builder_options(builder):
+    """A builder's keyword-only parameters (other than ``spec``) are its family's options."""
+    params = inspect.signature(builder).parameters.values()
+    return {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY and p.name != "spec"}
 
 
 def register(name, *, family, default_input, min_input, fixed_input=False, spec=None, **defaults):
@@ -61,11 +64,11 @@ def register(name, *, family, default_input, min_input, fixed_input=False, spec=
     def decorator(builder):
         if name in _REGISTRY:
             raise ValueError(f"model name {name!r} is already registered (family {_REGISTRY[name].family!r}).")
-        entry = ModelEntry(name, builder, family, tuple(default_input), min_input, fixed_input, spec, defaults)
-        unknown = set(defaults) - set(entry.options)
+        unknown = set(defaults) - set(_builder_options(builder))
         if unknown:
             raise TypeError(f"register({name!r}): {sorted(unknown)} are not options of {builder.__name__}.")
-        _REGISTRY[name] = entry
+        _REGISTRY[name] = ModelEntry(name, builder, family, tuple(default_input), min_input, fixed_input, spec,
+                                     defaults)
         return builder
 
     return decorator
