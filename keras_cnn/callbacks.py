@@ -170,11 +170,10 @@ class ClassificationMetrics(keras.callbacks.Callback):
         return self.threshold
 
     def compute(self):
-        """Predict ``validation_data`` with the current model; return (values, y_true, y_score).
+        """Predict ``validation_data`` with the current model; return the prefixed values."""
+        return self._values(*self._predict())
 
-        ``values`` carries the prefixed keys written into the logs.
-        """
-        y_true, y_score = self._predict()
+    def _values(self, y_true, y_score):
         values = _metrics.classification_summary(
             y_true,
             y_score,
@@ -183,7 +182,7 @@ class ClassificationMetrics(keras.callbacks.Callback):
             per_class=self.per_class and self.task != "binary",
             class_names=self.class_names if self.task != "binary" else None,
         )
-        return {self.prefix + key: float(v) for key, v in values.items()}, y_true, y_score
+        return {self.prefix + key: float(v) for key, v in values.items()}
 
     # ------------------------------------------------------------ Keras hooks
 
@@ -192,8 +191,9 @@ class ClassificationMetrics(keras.callbacks.Callback):
         plot = self.plot_dir is not None and self.plot_every_n_epochs and (epoch + 1) % self.plot_every_n_epochs == 0
         if not (evaluate or plot):
             return
-        values, y_true, y_score = self.compute()
+        y_true, y_score = self._predict()
         if evaluate:
+            values = self._values(y_true, y_score)
             if logs is not None:
                 logs.update(values)
             self._write_scalars(values, epoch)

@@ -30,6 +30,7 @@ scikit-learn is not needed at run time.
 """
 
 import functools
+import sys
 import warnings
 
 import numpy as np
@@ -50,15 +51,15 @@ class UndefinedMetricWarning(UserWarning):
 class _Data:
     """Validated inputs: ``scores`` and boolean ``truth`` as (K, N), one row per class.
 
-    Class-major rows make each one-vs-rest problem a contiguous slice.
+    ``scores`` is a transposed view of the caller's array: picking a strided
+    column per class costs less than a contiguous copy of all N * K scores.
     """
 
-    def __init__(self, task, scores, truth, labels=None, rows=None):
+    def __init__(self, task, scores, truth, labels=None):
         self.task = task
         self.scores = scores
         self.truth = truth
         self.labels = labels  # (N,) class indices, multiclass only
-        self._rows = rows  # the caller's (N, K) scores, multiclass only
 
     @property
     def n_classes(self):
@@ -66,8 +67,8 @@ class _Data:
 
     @functools.cached_property
     def arg_max(self):
-        # Along the contiguous axis of the caller's array: faster than on the transpose.
-        return np.argmax(self._rows, axis=1)
+        # Along the caller's contiguous axis, which is faster than axis 0 of the view.
+        return np.argmax(self.scores.T, axis=1)
 
     def per_class(self):
         return [_curves.Ranked(s[t], s[~t]) for s, t in zip(self.scores, self.truth)]
@@ -189,18 +190,22 @@ def _prepare(y_true, y_score, task):
             f"task={task!r} needs y_true of shape {wanted}{y_score.shape} to match y_score; "
             f"received {y_true.shape}"
         )
-    scores = np.ascontiguousarray(y_score.T)
     if task == "multilabel":
-        return _Data(task, scores, np.ascontiguousarray(_zero_one("y_true", y_true).T))
+        return _Data(task, y_score.T, _zero_one("y_true", y_true).T)
     labels = _class_indices(y_true, n_classes)
-    return _Data(task, scores, labels == np.arange(n_classes)[:, None], labels, rows=y_score)
+    return _Data(task, y_score.T, labels == np.arange(n_classes)[:, None], labels)
 
 
 # ---------------------------------------------------------------- averaging
 
 
 def _warn(message):
-    warnings.warn(message, UndefinedMetricWarning, stacklevel=2)
+    # Attribute the warning to the first caller outside this module, so it
+    # shows the user's line (and the once-per-line filter works there).
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, UndefinedMetricWarning, stacklevel=level)
 
 
 def _average(name, per_class, average, reason):

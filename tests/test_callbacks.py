@@ -108,9 +108,12 @@ def test_tf_data_validation_with_shuffle_and_one_hot_labels():
     dataset = tf.data.Dataset.from_tensor_slices((X_VAL, Y_VAL_1HOT)).shuffle(90, seed=0).batch(16)
     recorder = Recorder(X_VAL)
     model = _model()
-    callbacks = [ClassificationMetrics(dataset), recorder]
-    history = model.fit(X_TRAIN, Y_TRAIN, epochs=2, verbose=0, callbacks=callbacks).history
+    callback = ClassificationMetrics(dataset)
+    history = model.fit(X_TRAIN, Y_TRAIN, epochs=2, verbose=0, callbacks=[callback, recorder]).history
     _assert_history_matches(history, [_sklearn_multiclass(Y_VAL, p) for p in recorder.predictions])
+    # compute() evaluates the current weights on demand, outside fit.
+    after = {key: [value] for key, value in callback.compute().items()}
+    _assert_history_matches(after, [_sklearn_multiclass(Y_VAL, model.predict(X_VAL, verbose=0))])
 
 
 def test_binary_keys_and_logits():

@@ -49,3 +49,32 @@ def test_conv_bn_act_names_and_bias():
     assert model.get_layer("fused").use_bias is True
     assert model.get_layer("stem").use_bias is False
     assert model.get_layer("kept").use_bias is True
+
+
+def test_squeeze_excite_rescales_channels_with_paper_parameter_count():
+    from keras_cnn.layers import squeeze_excite
+
+    inputs = keras.Input((5, 5, 64))
+    model = keras.Model(inputs, squeeze_excite(inputs, 4, name="se"))
+    assert model.count_params() == (64 * 4 + 4) + (4 * 64 + 64)  # two FC layers of Hu et al., with biases
+    x = np.random.default_rng(0).normal(size=(2, 5, 5, 64)).astype("float32")
+    scale = model(x).numpy() / x
+    assert np.allclose(scale, scale[:, :1, :1, :], atol=1e-5)  # one factor per sample and channel
+    assert np.all((scale > 0) & (scale < 1))
+
+
+def test_drop_path_drops_whole_samples_and_is_identity_at_inference():
+    from keras_cnn.layers import DropPath
+
+    layer = DropPath(0.5, seed=1)
+    x = np.ones((4000, 2, 2, 3), "float32")
+    np.testing.assert_array_equal(layer(x, training=False), x)
+    out = layer(x, training=True).numpy()
+    per_sample = out.reshape(len(x), -1)
+    assert set(np.unique(per_sample)) == {0.0, 2.0}
+    assert np.all(per_sample.min(axis=1) == per_sample.max(axis=1))  # a sample is kept or dropped whole
+    assert abs(out.mean() - 1.0) < 0.05  # expectation preserved
+    clone = DropPath.from_config(layer.get_config())
+    assert clone.rate == 0.5
+    with pytest.raises(ValueError, match="rate must be <= 0.99"):
+        DropPath(1.0)

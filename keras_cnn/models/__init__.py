@@ -1,3 +1,7 @@
-"""Model families; importing this package registers every model."""
+"""Model families; importing this package imports every family module, which registers its models."""
 
-from keras_cnn.models import classic  # noqa: F401
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
