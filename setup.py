@@ -3,6 +3,8 @@
 from setuptools import find_packages, setup
 
 TENSORFLOW = ">=2.21,<2.22"
+# LiteRT runs the TFLite files; tf2onnx + onnxruntime make and check the ONNX files.
+EXPORT = ["ai-edge-litert>=2.3,<2.4", "tf2onnx>=1.17,<1.18", "onnx>=1.16", "onnxruntime>=1.31,<1.32"]
 
 setup(
     name="keras_cnn",
@@ -22,6 +24,7 @@ setup(
         "cpu": [f"tensorflow-cpu{TENSORFLOW}"],
         "gpu": [f"tensorflow[and-cuda]{TENSORFLOW}"],
         "plots": ["matplotlib>=3.7"],
-        "dev": ["pytest>=8", "pytest-xdist>=3.5", "matplotlib>=3.7"],
+        "export": EXPORT,
+        "dev": ["pytest>=8", "pytest-xdist>=3.5", "matplotlib>=3.7", *EXPORT],
     },
 )
