@@ -66,6 +66,16 @@ class Head:
                 x = keras.layers.Dropout(dropout, name=f"{layer_name}_dropout")(x)
         return self.classifier(x)
 
+    def pooled(self, x, *, dropout=0.0):
+        """Global average pooling, optional dropout (``head_dropout``), then the classifier: the usual head
+        of GoogLeNet, ResNet, DenseNet, MobileNet, EfficientNet and their kin."""
+        if not self.include_top:
+            return self.pool(x)
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+        return self.classifier(x)
+
     def classifier(self, x):
         """The final ``Dense(classes)`` named ``predictions`` with the classifier activation."""
         return keras.layers.Dense(self.classes, activation=self.classifier_activation, name="predictions")(x)
