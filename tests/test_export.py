@@ -1,0 +1,141 @@
+"""Exports verified in their runtimes: SavedModel (TF Serving layout), TFLite on LiteRT, ONNX on onnxruntime."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import onnxruntime
+import pytest
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+
+import keras_cnn
+from keras_cnn import data, export
+from keras_cnn.layers import LocalResponseNormalization
+
+DIGITS = data.digits()
+CLASSES = [f"digit_{i}" for i in range(10)]
+
+
+@pytest.fixture(scope="module")
+def lenet():
+    return keras_cnn.build("lenet5", classes=10)
+
+
+def test_saved_model_layout_signature_and_dynamic_batch(lenet, tmp_path):
+    result = export.to_saved_model(lenet, tmp_path / "lenet5")
+    assert result.path == str(tmp_path / "lenet5" / "1") and os.listdir(tmp_path / "lenet5") == ["1"]
+    assert os.path.isfile(tmp_path / "lenet5" / "1" / "saved_model.pb") and result.max_abs_diff <= 1e-4
+    signature = tf.saved_model.load(result.path).signatures["serving_default"]
+    assert list(signature.structured_input_signature[1]) == ["image"]
+    assert signature.structured_input_signature[1]["image"].shape.as_list() == [None, 32, 32, 1]
+    images = DIGITS["test"][0][:5]
+    np.testing.assert_allclose(signature(image=tf.constant(images))["probabilities"].numpy(),
+                               lenet.predict(images, verbose=0), atol=1e-5)
+
+
+def test_saved_model_versions_are_never_replaced_silently(lenet, tmp_path):
+    export.to_saved_model(lenet, tmp_path, version=3)
+    stamp = os.path.getmtime(tmp_path / "3" / "saved_model.pb")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        export.to_saved_model(lenet, tmp_path, version=3)
+    assert os.path.getmtime(tmp_path / "3" / "saved_model.pb") == stamp
+    export.to_saved_model(lenet, tmp_path, version=3, overwrite=True)
+    export.to_saved_model(lenet, tmp_path, version=4)
+    assert sorted(os.listdir(tmp_path)) == ["3", "4"]
+
+
+def test_failure_midway_leaves_nothing_behind(lenet, tmp_path, monkeypatch):
+    def broken(model, directory):
+        open(os.path.join(directory, "partial"), "w").close()
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(export, "_write_saved_model", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export.to_saved_model(lenet, tmp_path / "serving")
+    with pytest.raises(RuntimeError, match="disk full"):
+        export.to_tflite(lenet, tmp_path / "out" / "m.tflite")
+    assert os.listdir(tmp_path / "serving") == [] and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("quantization, tolerance", [(None, 1e-4), ("float16", 1e-2), ("dynamic", 5e-2)])
+def test_tflite_float_modes_agree_and_write_sidecar_and_labels(lenet, tmp_path, quantization, tolerance):
+    path = tmp_path / "lenet5.tflite"
+    images = DIGITS["test"][0][:8]
+    result = export.to_tflite(lenet, path, quantization=quantization, class_names=CLASSES,
+                              preprocessing={"scale": 1 / 16}, verify_data=images)
+    assert result.max_abs_diff <= tolerance and result.runtime == "ai_edge_litert"
+    sidecar = json.loads((tmp_path / "lenet5.tflite.json").read_text())
+    assert sidecar["input"] == {"name": "image", "shape": [-1, 32, 32, 1], "dtype": "float32", "quantization": None}
+    assert sidecar["output"]["name"] == "probabilities" and sidecar["output"]["shape"] == [-1, 10]
+    assert sidecar["preprocessing"] == {"scale": 1 / 16} and sidecar["quantization"] == quantization
+    assert (tmp_path / "lenet5.labels.txt").read_text().split() == CLASSES
+    runner = Interpreter(model_path=str(path)).get_signature_runner("serving_default")
+    got = runner(image=images[:1])["probabilities"]
+    np.testing.assert_allclose(got, lenet.predict(images[:1], verbose=0), atol=tolerance)
+    float_size = os.path.getsize(path)
+    assert float_size == result.size_bytes
+
+
+@pytest.mark.parametrize("io_dtype", ["float32", "int8", "uint8"])
+def test_tflite_int8_is_integer_only_and_records_quantization(lenet, tmp_path, io_dtype):
+    path = tmp_path / "lenet5_int8.tflite"
+    result = export.to_tflite(lenet, path, quantization="int8", representative_data=DIGITS["train"][0],
+                              io_dtype=io_dtype, verify_data=DIGITS["test"][0][:4])
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    ops = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert "CONV_2D" in ops and not any(op.startswith("Flex") for op in ops)
+    sidecar = json.loads(path.with_suffix(".tflite.json").read_text())
+    assert sidecar["input"]["dtype"] == io_dtype
+    if io_dtype == "float32":
+        assert ops >= {"QUANTIZE", "DEQUANTIZE"} and sidecar["input"]["quantization"] is None
+    else:
+        assert sidecar["input"]["quantization"]["scale"] == pytest.approx(1 / 255, rel=1e-3)
+    assert result.top1_agreement == 1.0 and result.max_abs_diff < 0.05
+
+
+def test_int8_refuses_an_op_tflite_cannot_quantize(tmp_path):
+    inputs = keras.Input((16, 16, 3))  # AlexNet's LRN has no int8 kernel in TFLite
+    x = LocalResponseNormalization()(keras.layers.Conv2D(8, 3, activation="relu")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(x)))
+    images = np.random.default_rng(0).uniform(size=(8, 16, 16, 3)).astype("float32")
+    with pytest.raises(export.ExportVerificationError, match="LOCAL_RESPONSE_NORMALIZATION"):
+        export.to_tflite(model, tmp_path / "a.tflite", quantization="int8", representative_data=images)
+    assert os.listdir(tmp_path) == []
+
+
+def test_representative_data_from_a_dataset(lenet, tmp_path):
+    ds = tf.data.Dataset.from_tensor_slices(DIGITS["train"]).batch(32)
+    result = export.to_tflite(lenet, tmp_path / "m.tflite", quantization="int8", representative_data=ds,
+                              num_calibration_samples=64)
+    assert result.quantization == "int8"
+
+
+def test_onnx_dynamic_batch_and_names(lenet, tmp_path):
+    result = export.to_onnx(lenet, tmp_path / "lenet5.onnx")
+    session = onnxruntime.InferenceSession(result.path, providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["image"]
+    assert [o.name for o in session.get_outputs()] == ["probabilities"]
+    assert not isinstance(session.get_inputs()[0].shape[0], int)  # symbolic batch dimension
+    images = DIGITS["test"][0][:7]
+    np.testing.assert_allclose(session.run(None, {"image": images})[0], lenet.predict(images, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("call, error, pattern", [
+    (lambda m, p: export.to_tflite(m, p, quantization="int4"), ValueError,
+     "quantization must be one of None, 'float16', 'dynamic', 'int8'; received 'int4'"),
+    (lambda m, p: export.to_tflite(m, p, quantization="int8"), ValueError, "needs representative_data"),
+    (lambda m, p: export.to_tflite(m, p, io_dtype="int8"), ValueError, "io_dtype='int8' needs quantization='int8'"),
+    (lambda m, p: export.to_tflite(m, p, io_dtype="int16"), ValueError, "io_dtype must be one of"),
+    (lambda m, p: export.to_tflite(m, p, quantization="int8", representative_data=[1, 2]), TypeError,
+     "representative_data must be an image array or a tf.data.Dataset"),
+    (lambda m, p: export.to_saved_model(m, p, version=0), ValueError, "version must be >= 1; received 0"),
+    (lambda m, p: export.to_onnx("lenet5", p), TypeError, "model must be a keras.Model"),
+    (lambda m, p: export.to_onnx(m, p, opset=9), ValueError, "opset must be >= 13"),
+])
+def test_bad_arguments(lenet, tmp_path, call, error, pattern):
+    with pytest.raises(error, match=pattern):
+        call(lenet, tmp_path / "out.tflite")
+    assert not any(name.endswith(".tflite") for name in os.listdir(tmp_path))
