@@ -4,6 +4,7 @@ from setuptools import find_packages, setup
 
 TENSORFLOW = ">=2.21,<2.22"
 # LiteRT runs the TFLite files; tf2onnx + onnxruntime make and check the ONNX files.
+DATA = ["tensorflow-datasets>=4.9,<4.10", "importlib_resources"]  # tfds 4.9 imports it without declaring it
 EXPORT = ["ai-edge-litert>=2.3,<2.4", "tf2onnx>=1.17,<1.18", "onnx>=1.16", "onnxruntime>=1.31,<1.32"]
 
 setup(
@@ -19,12 +20,14 @@ setup(
         "numpy>=1.26",
         "scikit-learn>=1.4",  # the bundled handwritten-digits dataset
     ],
+    entry_points={"console_scripts": ["keras-cnn=keras_cnn.cli:main"]},
     extras_require={
         # TensorFlow comes as an extra because its CPU and GPU builds are different distributions.
         "cpu": [f"tensorflow-cpu{TENSORFLOW}"],
         "gpu": [f"tensorflow[and-cuda]{TENSORFLOW}"],
         "plots": ["matplotlib>=3.7"],
+        "data": DATA,
         "export": EXPORT,
-        "dev": ["pytest>=8", "pytest-xdist>=3.5", "matplotlib>=3.7", *EXPORT],
+        "dev": ["pytest>=8", "pytest-xdist>=3.5", "matplotlib>=3.7", *EXPORT, *DATA],
     },
 )

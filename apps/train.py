@@ -5,7 +5,6 @@ grows this into the full training script (other data sources, recipes, callbacks
 """
 
 import argparse
-import ast
 import os
 import sys
 
@@ -28,20 +27,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def parse_options(pairs):
-    """``["pool=max", "batch_norm=True"]`` -> ``{"pool": "max", "batch_norm": True}``."""
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--option must be KEY=VALUE; received {pair!r}")
-        try:
-            options[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            options[key] = value
-    return options
-
-
 def training_dataset(x, y, batch_size, augment, seed):
     """Shuffled, batched, optionally augmented, prefetched ``tf.data`` pipeline."""
     import keras
@@ -62,6 +47,7 @@ def main(argv=None):
 
     import keras_cnn
     from keras_cnn import data
+    from keras_cnn.cli import parse_options
 
     entry = keras_cnn.registry.get(args.model)
     size = args.image_size or entry.default_input[0]

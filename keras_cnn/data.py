@@ -36,3 +36,90 @@ def _resize(images, height, width, channels):
 
     x = tf.image.resize(images[..., None], (height, width), method="bilinear").numpy()
     return np.repeat(x, channels, axis=-1) if channels > 1 else x
+
+
+def load_images(source, *, image_size, channels, split="train", limit=None, data_dir=None, download=False):
+    """Images in ``[0, 1]`` resized to ``image_size``, labels and class names from a data source string.
+
+    ``source`` is ``"digits"`` (bundled; ``split`` train/val/test), ``"folder:PATH"`` (one sub-folder per
+    class; unreadable or corrupt files are skipped and counted in a warning) or ``"tfds:NAME[:SPLIT]"``
+    (tensorflow-datasets, read from ``data_dir``; downloaded only with ``download=True``, otherwise a clear
+    error when it is not prepared there).
+    Returns ``(x, y, class_names)``; ``limit`` keeps the first ``limit`` images.
+    """
+    if not isinstance(source, str):
+        raise TypeError(f"source must be 'digits', 'folder:PATH' or 'tfds:NAME[:SPLIT]'; received {source!r}.")
+    kind, _, rest = source.partition(":")
+    if kind == "digits" and not rest:
+        x, y = digits(image_size=image_size, channels=channels)[_validate.check_choice(
+            "split", split, ("train", "val", "test"))]
+        names = [str(i) for i in range(DIGITS_CLASSES)]
+    elif kind == "folder" and rest:
+        x, y, names = _folder(rest, image_size, channels, limit)
+    elif kind == "tfds" and rest:
+        name, _, tfds_split = rest.partition(":")
+        x, y, names = _tfds(name, tfds_split or split, image_size, channels, limit, data_dir, download)
+    else:
+        raise ValueError(f"source must be 'digits', 'folder:PATH' or 'tfds:NAME[:SPLIT]'; received {source!r}.")
+    return (x[:limit], y[:limit], names) if limit else (x, y, names)
+
+
+def _to_model_input(image, image_size, channels):
+    """uint8/float image (H, W, c) -> float32 (h, w, channels) in [0, 1]."""
+    import tensorflow as tf
+
+    image = tf.convert_to_tensor(image)
+    image = tf.image.convert_image_dtype(image, tf.float32) if image.dtype == tf.uint8 else tf.cast(image, tf.float32)
+    if image.shape[-1] != channels:
+        image = tf.image.rgb_to_grayscale(image) if image.shape[-1] == 3 and channels == 1 else image[..., :1]
+        image = tf.repeat(image, channels, axis=-1) if channels != 1 else image
+    return tf.image.resize(image, image_size, antialias=True).numpy()
+
+
+def _folder(path, image_size, channels, limit):
+    import os
+    import warnings
+
+    import tensorflow as tf
+
+    if not os.path.isdir(path):
+        raise ValueError(f"folder:PATH needs an existing folder with one sub-folder per class; received {path!r}.")
+    names = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
+    if not names:
+        raise ValueError(f"folder {path!r} has no class sub-folders.")
+    images, labels, skipped = [], [], 0
+    for label, name in enumerate(names):
+        for file in sorted(os.listdir(os.path.join(path, name))):
+            try:
+                raw = tf.io.read_file(os.path.join(path, name, file))
+                image = tf.io.decode_image(raw, channels=3 if channels > 1 else 1, expand_animations=False)
+            except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.UnknownError):
+                skipped += 1
+                continue
+            images.append(_to_model_input(image, image_size, channels))
+            labels.append(label)
+    if skipped:
+        warnings.warn(f"folder {path!r}: skipped {skipped} unreadable or corrupt file(s).", stacklevel=3)
+    if not images:
+        raise ValueError(f"folder {path!r} holds no readable images.")
+    return np.stack(images), np.asarray(labels, dtype="int64"), names
+
+
+def _tfds(name, split, image_size, channels, limit, data_dir, download):
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as error:
+        raise ValueError("tfds: sources need tensorflow-datasets (pip install tensorflow-datasets).") from error
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+        if download:
+            builder.download_and_prepare()
+        dataset = builder.as_dataset(split=split, as_supervised=True)
+    except Exception as error:  # tfds raises many types for a missing, undownloadable or unknown dataset
+        hint = "and could not be downloaded" if download else "(pass download=True to fetch it; needs network)"
+        raise ValueError(f"tensorflow-datasets {name!r} (split {split!r}) is not prepared in "
+                         f"data_dir={data_dir!r} {hint}: {error}") from error
+    pairs = list(dataset.take(limit) if limit else dataset)
+    x = np.stack([_to_model_input(image, image_size, channels) for image, _ in pairs])
+    names = builder.info.features["label"].names if "label" in builder.info.features else None
+    return x, np.asarray([int(label) for _, label in pairs]), names

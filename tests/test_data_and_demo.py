@@ -43,7 +43,7 @@ def test_train_app_runs_and_saves_a_reloadable_model(tmp_path, capsys):
 
 
 def test_parse_options():
-    from apps.train import parse_options
+    from keras_cnn.cli import parse_options
 
     assert parse_options(["pool=max", "batch_norm=True", "dropout=0.3"]) == {
         "pool": "max", "batch_norm": True, "dropout": 0.3}
