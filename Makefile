@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 EXTRAS ?= cpu,dev
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 
-.PHONY: demo test install clean
+.PHONY: demo test test-all install clean
 
 install: $(STAMP)
 
@@ -22,6 +22,9 @@ demo: $(STAMP)
 	$(PY) apps/train.py --model lenet5 --option activation=relu --option pool=max --output saved_models
 
 test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS) -m "not slow" tests
+
+test-all: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS) tests
 
 clean:
