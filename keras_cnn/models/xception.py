@@ -1,0 +1,76 @@
+"""Xception (Chollet, "Xception: Deep Learning with Depthwise Separable Convolutions", CVPR 2017; seed 003 §4.5).
+
+Entry flow, middle flow (8 repeats) and exit flow of the paper's Figure 5: depthwise-separable convolutions
+(``SeparableConv2D``: a depthwise 3x3 then a pointwise 1x1, no bias, no nonlinearity in between), each followed by
+batch normalisation; residual connections around every block, with a strided 1x1 convolution + BN on the
+shortcut where the block downsamples. 22,855,952 parameters at 1000 classes, the paper's Table 3 figure (and
+keras.applications.Xception's trainable parameters).
+"""
+
+import keras
+
+from keras_cnn import _validate
+from keras_cnn.registry import register
+
+BN_EPSILON = 1e-3  # keras.applications / the paper's TensorFlow model
+
+# (block, widths of the separable convolutions, downsampling block with a max-pooled main path)
+XCEPTION = {
+    "entry": (("block2", (128, 128)), ("block3", (256, 256)), ("block4", (728, 728))),
+    "middle": (728, 8),
+    "exit": ("block13", (728, 1024)),
+    "final": ((1536, "block14_sepconv1"), (2048, "block14_sepconv2")),
+}
+
+
+def separable_conv_bn(x, filters, *, name, pre_activation=True, activation=None):
+    """[ReLU] -> 3x3 depthwise-separable convolution (no bias) -> BN [-> activation] (``name``, ``name_bn``)."""
+    if pre_activation:
+        x = keras.layers.Activation("relu", name=f"{name}_act")(x)
+    x = keras.layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=name)(x)
+    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    if activation:
+        x = keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
+    return x
+
+
+def _downsampling_block(x, widths, name, first_activation=True):
+    """Two separable convolutions and 3x3/2 max pooling, added to a 1x1/2 convolution + BN of the input."""
+    shortcut = keras.layers.Conv2D(widths[-1], 1, strides=2, padding="same", use_bias=False,
+                                   name=f"{name}_shortcut")(x)
+    shortcut = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_shortcut_bn")(shortcut)
+    for i, width in enumerate(widths, start=1):
+        x = separable_conv_bn(x, width, name=f"{name}_sepconv{i}", pre_activation=first_activation or i > 1)
+    x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_pool")(x)
+    return keras.layers.Add(name=f"{name}_add")([x, shortcut])
+
+
+@register("xception", family="inception", default_input=(299, 299, 3), min_input=71, spec=XCEPTION)
+def xception(x, head, *, spec, dropout=0.5):
+    """Xception (Chollet 2017): 22,855,952 parameters at 1000 classes (paper Table 3).
+
+    Entry flow: 3x3/2 conv 32, 3x3 conv 64 (valid, BN, ReLU), then blocks 2-4 (128, 256, 728 channels) each
+    halving the grid; middle flow: blocks 5-12, three ReLU-separable conv-BN layers of 728 with an identity
+    shortcut; exit flow: block 13 (728, 1024, halving), separable convolutions 1536 and 2048 with ReLU, global
+    average pooling, dropout 0.5 (the paper's ImageNet setting), classifier. Layer names as keras.applications
+    (``block5_sepconv2``, ``block13_pool``...).
+    """
+    dropout = _validate.check_float("dropout", dropout, minimum=0.0, maximum=0.99)
+    for i, (filters, strides) in enumerate(((32, 2), (64, 1)), start=1):
+        x = keras.layers.Conv2D(filters, 3, strides=strides, use_bias=False, name=f"block1_conv{i}")(x)
+        x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=f"block1_conv{i}_bn")(x)
+        x = keras.layers.Activation("relu", name=f"block1_conv{i}_act")(x)
+    for index, (name, widths) in enumerate(spec["entry"]):
+        x = _downsampling_block(x, widths, name, first_activation=index > 0)
+    width, repeats = spec["middle"]
+    for block in range(5, 5 + repeats):
+        name = f"block{block}"
+        y = x
+        for i in range(1, 4):
+            y = separable_conv_bn(y, width, name=f"{name}_sepconv{i}")
+        x = keras.layers.Add(name=f"{name}_add")([y, x])
+    name, widths = spec["exit"]
+    x = _downsampling_block(x, widths, name)
+    for filters, layer_name in spec["final"]:
+        x = separable_conv_bn(x, filters, name=layer_name, pre_activation=False, activation="relu")
+    return head.pooled(x, dropout=dropout)
