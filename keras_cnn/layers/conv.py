@@ -6,12 +6,13 @@ BN_EPSILON = 1e-5  # as in the papers' Caffe/Torch models and torchvision, so po
 
 
 def conv_bn_act(x, filters, kernel_size, *, name, strides=1, padding="same", groups=1, batch_norm=False,
-                activation="relu", dilation_rate=1, use_bias=None):
+                activation="relu", dilation_rate=1, use_bias=None, epsilon=BN_EPSILON):
     """Convolution, optional batch normalisation, activation: ``name``, ``name_bn``, ``name_<activation>``.
 
     Without batch normalisation the activation is fused into the ``Conv2D`` (as keras.applications does), so
     the layer ``name`` is the whole block. With it the convolution has no bias by default, since BN cancels
     it (Ioffe & Szegedy, 2015); ``use_bias=True`` keeps it where checkpoints have one (torchvision's VGG-BN).
+    ``epsilon`` is the BN epsilon (1e-3 for the TensorFlow-born families: MobileNet, EfficientNet).
     """
     use_bias = not batch_norm if use_bias is None else use_bias
     conv = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, groups=groups,
@@ -19,7 +20,13 @@ def conv_bn_act(x, filters, kernel_size, *, name, strides=1, padding="same", gro
                                activation=None if batch_norm else activation, name=name)
     if not batch_norm:
         return conv(x)
-    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(conv(x))
+    return bn_act(conv(x), name=name, activation=activation, epsilon=epsilon)
+
+
+def bn_act(x, *, name, activation="relu", epsilon=BN_EPSILON):
+    """Batch normalisation ``name_bn`` then the activation ``name_<activation>`` (none if ``activation`` is None):
+    the tail of :func:`conv_bn_act`, for blocks whose convolution is not a ``Conv2D`` (depthwise)."""
+    x = keras.layers.BatchNormalization(epsilon=epsilon, name=f"{name}_bn")(x)
     if activation is None:
         return x
     suffix = activation if isinstance(activation, str) else "act"

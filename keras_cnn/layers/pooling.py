@@ -1,0 +1,48 @@
+"""Pooling that Keras does not ship: Caffe/PyTorch ``ceil_mode`` max pooling."""
+
+import keras
+from keras import ops
+
+from keras_cnn import _validate
+
+
+@keras.saving.register_keras_serializable(package="keras_cnn")
+class CeilModeMaxPooling2D(keras.layers.Layer):
+    """Max pooling whose output size rounds up: ``ceil((n - pool_size) / strides) + 1`` (Caffe's default and
+    PyTorch's ``ceil_mode=True``), so the last window may hang over the bottom/right edge and is clipped.
+
+    Keras has only ``floor`` ("valid") and "same" rounding; "same" agrees for even sizes only (SqueezeNet's
+    27x27 map would pool to 14x14 instead of the paper's 13x13). The overhang is filled by mirroring the edge
+    (at most ``strides - 1`` rows and columns), so the filled cells repeat values already inside the clipped
+    window and never change its maximum, whatever the sign of the input. Runs as TFLite MIRROR_PAD +
+    MAX_POOL_2D, both int8 builtins.
+    """
+
+    def __init__(self, pool_size=3, strides=2, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = _validate.check_int("pool_size", pool_size, minimum=1)
+        self.strides = _validate.check_int("strides", strides, minimum=1)
+        if 2 * (self.strides - 1) > self.pool_size:
+            raise ValueError(
+                f"CeilModeMaxPooling2D needs 2 * (strides - 1) <= pool_size so the mirrored overhang stays inside "
+                f"the last window; received pool_size={pool_size}, strides={strides}."
+            )
+
+    def _overhang(self, size):
+        return (-(size - self.pool_size)) % self.strides
+
+    def call(self, inputs):
+        shape = ops.shape(inputs)
+        pad_h, pad_w = self._overhang(shape[1]), self._overhang(shape[2])
+        if not (isinstance(pad_h, int) and isinstance(pad_w, int) and pad_h == pad_w == 0):
+            inputs = ops.pad(inputs, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="symmetric")
+        return ops.max_pool(inputs, self.pool_size, self.strides, padding="valid")
+
+    def compute_output_shape(self, input_shape):
+        def size(n):
+            return None if n is None else -(-(n - self.pool_size) // self.strides) + 1
+
+        return (input_shape[0], size(input_shape[1]), size(input_shape[2]), input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides}

@@ -1,0 +1,157 @@
+"""DenseNet (Huang, Liu, van der Maaten & Weinberger, "Densely Connected Convolutional Networks", CVPR 2017).
+
+Seed 003 §8 (and 002, 004 §7.7). Every layer of a dense block sees the concatenation of the block input and of
+all earlier layers' outputs (``growth_rate`` = k maps each); transitions (BN-ReLU-1x1 conv-2x2 average pool)
+between blocks halve the resolution and compress the channels by θ. The ImageNet models are DenseNet-BC with
+k = 32 (48 for DenseNet-161) and θ = 0.5 (paper Table 1); the CIFAR models are DenseNet-BC with three blocks
+of (L - 4) / 6 layers on 32x32 inputs (paper Table 2). The layout follows the authors' Lua code
+(github.com/liuzhuang13/DenseNet) and torchvision: convolutions have no bias (each consumer normalises its
+input), the first convolution has 2k maps, transitions keep floor(θ·m) maps.
+
+``memory_efficient=True`` is the memory-efficient implementation of seed §8.4: see
+:class:`keras_cnn.layers.ConcatBNReLUConv`.
+"""
+
+import keras
+
+from keras_cnn import _validate
+from keras_cnn.layers import ConcatBNReLUConv, conv_bn_act
+from keras_cnn.layers.conv import BN_EPSILON
+from keras_cnn.registry import register
+
+STEMS = ("imagenet", "cifar")
+
+# name: (default input, option defaults). Depth L counts the convolution and fully connected layers:
+# ImageNet 2·sum(blocks) + 1 stem conv + 3 transitions + 1 classifier; CIFAR-BC L = 6n + 4 for n layers a block.
+VARIANTS = {
+    "densenet121": ((224, 224, 3), {"block_config": (6, 12, 24, 16)}),
+    "densenet169": ((224, 224, 3), {"block_config": (6, 12, 32, 32)}),
+    "densenet201": ((224, 224, 3), {"block_config": (6, 12, 48, 32)}),
+    "densenet264": ((224, 224, 3), {"block_config": (6, 12, 64, 48)}),
+    "densenet161": ((224, 224, 3), {"block_config": (6, 12, 36, 24), "growth_rate": 48}),
+    "densenet_bc_100": ((32, 32, 3), {"block_config": (16,) * 3, "growth_rate": 12, "stem": "cifar"}),
+    "densenet_bc_250": ((32, 32, 3), {"block_config": (41,) * 3, "growth_rate": 24, "stem": "cifar"}),
+    "densenet_bc_190": ((32, 32, 3), {"block_config": (31,) * 3, "growth_rate": 40, "stem": "cifar"}),
+}
+
+
+def densenet(x, head, *, spec, growth_rate=32, block_config=(6, 12, 24, 16), compression=0.5, bottleneck=True,
+             bottleneck_width=4, init_features=None, stem="imagenet", dropout=0.0, memory_efficient=False):
+    """DenseNet / DenseNet-B / -C / -BC (Huang et al., CVPR 2017; seed 003 §8).
+
+    Options: ``growth_rate`` k; ``block_config`` layers per dense block; ``compression`` θ in (0, 1] of the
+    transitions (1 = DenseNet without C); ``bottleneck`` (B: a 1x1 convolution to ``bottleneck_width``·k maps
+    before each 3x3 convolution); ``init_features`` maps of the first convolution (default 2k; the paper's
+    non-BC CIFAR DenseNet uses 16); ``stem`` "imagenet" (7x7/2 conv, BN, ReLU, 3x3/2 max pool) or "cifar"
+    (one 3x3 conv); ``dropout`` after every convolution but the first, as the paper's CIFAR/SVHN runs without
+    augmentation (0.2); ``memory_efficient`` recomputes each layer's concatenation, BN, ReLU and 1x1 input in
+    the backward pass instead of storing them (Pleiss et al. 2017), same weights and outputs.
+    """
+    del spec  # every variant is a set of option values
+    growth_rate = _validate.check_int("growth_rate", growth_rate, minimum=1)
+    block_config = _check_block_config(block_config)
+    compression = _validate.check_float("compression", compression, minimum=0.0, maximum=1.0)
+    if compression == 0.0:
+        raise ValueError("compression must be in (0, 1] (θ of the transitions; 1 = no compression); received 0.")
+    _validate.check_bool("bottleneck", bottleneck)
+    bottleneck_width = _validate.check_int("bottleneck_width", bottleneck_width, minimum=1)
+    features = 2 * growth_rate if init_features is None else _validate.check_int("init_features", init_features,
+                                                                                  minimum=1)
+    _validate.check_choice("stem", stem, STEMS)
+    dropout = _validate.check_float("dropout", dropout, minimum=0.0, maximum=0.99)
+    _validate.check_bool("memory_efficient", memory_efficient)
+    _check_size(x, stem, len(block_config))
+
+    unit = _Unit(dropout, memory_efficient)
+    x = _stem(x, stem, features)
+    for block, layers in enumerate(block_config, start=1):
+        maps = _dense_block(x, block, layers, growth_rate, bottleneck_width if bottleneck else 0, unit)
+        if block < len(block_config):
+            features = int(sum(m.shape[-1] for m in maps) * compression)
+            x = unit.bn_relu_conv(maps, features, 1, f"transition{block}", "")
+            x = keras.layers.AveragePooling2D(2, strides=2, name=f"transition{block}_pool")(x)
+    x = _concat(maps, f"block{len(block_config)}_layer{block_config[-1]}_concat")
+    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name="final_bn")(x)
+    x = keras.layers.Activation("relu", name="final_relu")(x)
+    return head.pooled(x)
+
+
+class _Unit:
+    """BN → ReLU → conv (→ dropout) on a block's maps, plain or through ``ConcatBNReLUConv``."""
+
+    def __init__(self, dropout, memory_efficient):
+        self.dropout = dropout
+        self.memory_efficient = memory_efficient
+
+    def bn_relu_conv(self, maps, filters, kernel, prefix, suffix, recompute=True):
+        """Layers ``<prefix>_bn<suffix>``, ``_relu<suffix>``, ``_conv<suffix>`` and ``_dropout<suffix>``.
+
+        In the memory-efficient mode ``maps`` are the pieces of a concatenation and, unless ``recompute`` is
+        False (the 3x3 half of a bottleneck layer), one ``<prefix>_concat_conv<suffix>`` replaces the first three.
+        """
+        if self.memory_efficient and recompute:
+            x = ConcatBNReLUConv(filters, kernel, name=f"{prefix}_concat_conv{suffix}")(maps)
+        else:
+            (x,) = maps
+            x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{prefix}_bn{suffix}")(x)
+            x = keras.layers.Activation("relu", name=f"{prefix}_relu{suffix}")(x)
+            x = keras.layers.Conv2D(filters, kernel, padding="same", use_bias=False, name=f"{prefix}_conv{suffix}")(x)
+        if self.dropout:
+            x = keras.layers.Dropout(self.dropout, name=f"{prefix}_dropout{suffix}")(x)
+        return x
+
+
+def _dense_block(x, block, layers, growth_rate, width, unit):
+    """The block's maps: the running concatenation ``<prefix>_concat`` of each layer (plain, as
+    keras.applications), or the block input and every layer's k new maps, left for the consumer to
+    concatenate (memory-efficient, so that no concatenation has to be stored)."""
+    maps = [x]
+    for layer in range(1, layers + 1):
+        prefix = f"block{block}_layer{layer}"
+        if width:
+            y = unit.bn_relu_conv(maps, width * growth_rate, 1, prefix, "1")
+            y = unit.bn_relu_conv([y], growth_rate, 3, prefix, "2", recompute=False)
+        else:
+            y = unit.bn_relu_conv(maps, growth_rate, 3, prefix, "1")
+        maps = maps + [y] if unit.memory_efficient else [_concat([*maps, y], f"{prefix}_concat")]
+    return maps
+
+
+def _concat(pieces, name):
+    return pieces[0] if len(pieces) == 1 else keras.layers.Concatenate(name=name)(pieces)
+
+
+def _stem(x, stem, features):
+    if stem == "cifar":
+        return keras.layers.Conv2D(features, 3, padding="same", use_bias=False, name="conv1")(x)
+    # explicit symmetric padding as in the Lua/Torch model (TF "same" would pad 2 before and 3 after)
+    x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(x)
+    x = conv_bn_act(x, features, 7, strides=2, padding="valid", batch_norm=True, name="conv1")
+    x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)  # after ReLU, zero padding acts as -inf padding
+    return keras.layers.MaxPooling2D(3, strides=2, name="pool1")(x)
+
+
+def _min_size(stem, blocks):
+    """Smallest input for which the last block still gets a 1x1 map after ``blocks - 1`` halvings."""
+    last = 2 ** (blocks - 1)
+    return 4 * last - 3 if stem == "imagenet" else last  # 7x7/2 conv (pad 3) then 3x3/2 pool (pad 1)
+
+
+def _check_block_config(block_config):
+    if not isinstance(block_config, (tuple, list)) or not block_config:
+        raise TypeError(f"block_config must be a non-empty tuple of layers per dense block, e.g. (6, 12, 24, 16); "
+                        f"received {block_config!r}.")
+    return tuple(_validate.check_int(f"block_config[{i}]", n, minimum=1) for i, n in enumerate(block_config))
+
+
+def _check_size(x, stem, blocks):
+    minimum = _min_size(stem, blocks)
+    small = [d for d in x.shape[1:3] if d is not None and d < minimum]
+    if small:
+        raise ValueError(f"input height and width must be at least {minimum} for {blocks} dense blocks with the "
+                         f"{stem!r} stem; received input shape {tuple(x.shape[1:])}.")
+
+
+for _name, (_input, _defaults) in VARIANTS.items():
+    _min = _min_size(_defaults.get("stem", "imagenet"), len(_defaults["block_config"]))
+    register(_name, family="densenet", default_input=_input, min_input=_min, **_defaults)(densenet)

@@ -1,0 +1,74 @@
+"""EfficientNet B0-B7 (Tan & Le, "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks",
+ICML 2019; seed 000 §2.6).
+
+The B0 baseline is Table 1 of the paper; B1-B7 scale it with the compound coefficients of the authors'
+release (width, depth, resolution, dropout). Channels are rounded to multiples of 8 and repeats rounded up, as
+in the release, keras.applications and torchvision; padding is TensorFlow "same", batch-norm epsilon 1e-3.
+"""
+
+import math
+
+from keras_cnn import _validate
+from keras_cnn.layers.conv import conv_bn_act
+from keras_cnn.layers.mbconv import inverted_residual, make_divisible
+from keras_cnn.registry import register
+
+EPSILON = 1e-3  # the release's batch-norm epsilon
+
+# Table 1 (EfficientNet-B0), stages 2-8: (MBConv expansion, kernel, first stride, output channels, layers);
+# stage 1 is a 3x3/2 convolution with 32 filters, stage 9 a 1x1 convolution with 1280 filters + pooling + FC.
+EFFICIENTNET_B0 = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
+                   (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
+STEM, TOP = 32, 1280
+# name: (width coefficient, depth coefficient, resolution, dropout) of the release (efficientnet_builder.py)
+COMPOUND_SCALING = {
+    "efficientnet_b0": (1.0, 1.0, 224, 0.2),
+    "efficientnet_b1": (1.0, 1.1, 240, 0.2),
+    "efficientnet_b2": (1.1, 1.2, 260, 0.3),
+    "efficientnet_b3": (1.2, 1.4, 300, 0.3),
+    "efficientnet_b4": (1.4, 1.8, 380, 0.4),
+    "efficientnet_b5": (1.6, 2.2, 456, 0.4),
+    "efficientnet_b6": (1.8, 2.6, 528, 0.5),
+    "efficientnet_b7": (2.0, 3.1, 600, 0.5),
+}
+
+
+def scaled_stages(width, depth):
+    """B0's stages scaled by the width and depth coefficients: ``(expansion, kernel, stride, channels, layers)``."""
+    return tuple((expansion, kernel, stride, make_divisible(channels * width), math.ceil(layers * depth))
+                 for expansion, kernel, stride, channels, layers in EFFICIENTNET_B0)
+
+
+def efficientnet(x, head, *, spec, dropout=0.2, drop_connect_rate=0.2):
+    """EfficientNet (Tan & Le 2019): MBConv blocks (inverted residual with squeeze-and-excitation of a quarter
+    of the block's input channels, swish), a 1x1 convolution, global average pooling, dropout, classifier.
+
+    ``dropout`` before the classifier is the variant's (0.2 for B0 up to 0.5 for B7). ``drop_connect_rate``
+    (0.2): block ``i`` of ``n`` (counting from 0) drops its residual branch per sample with rate
+    ``drop_connect_rate * i / n`` during training, as in the release. Each drop-path layer has a fixed seed (its
+    block number), so builds are reproducible. Blocks are ``stage<row>_block<i>`` after the rows of Table 1
+    (row 1 = the paper's stage 2).
+    """
+    dropout = _validate.check_float("dropout", dropout, minimum=0.0, maximum=0.99)
+    drop_connect_rate = _validate.check_float("drop_connect_rate", drop_connect_rate, minimum=0.0, maximum=0.99)
+    x = conv_bn_act(x, make_divisible(STEM * spec["width"]), 3, strides=2, batch_norm=True, activation="swish",
+                    epsilon=EPSILON, name="conv1")
+    total = sum(stage[-1] for stage in spec["stages"])
+    index = 0
+    for row, (expansion, kernel, first_stride, channels, layers) in enumerate(spec["stages"], start=1):
+        for block in range(1, layers + 1):
+            x = inverted_residual(x, channels, kernel, expanded=x.shape[-1] * expansion,
+                                  strides=first_stride if block == 1 else 1, activation="swish",
+                                  se_channels=max(1, x.shape[-1] // 4), se_activation="swish",
+                                  drop_rate=drop_connect_rate * index / total, seed=index, epsilon=EPSILON,
+                                  name=f"stage{row}_block{block}")
+            index += 1
+    x = conv_bn_act(x, make_divisible(TOP * spec["width"]), 1, batch_norm=True, activation="swish",
+                    epsilon=EPSILON, name="conv_last")
+    return head.pooled(x, dropout=dropout)
+
+
+for _name, (_width, _depth, _resolution, _dropout) in COMPOUND_SCALING.items():
+    register(_name, family="efficientnet", default_input=(_resolution, _resolution, 3), min_input=32,
+             spec={"width": _width, "depth": _depth, "stages": scaled_stages(_width, _depth)},
+             dropout=_dropout)(efficientnet)

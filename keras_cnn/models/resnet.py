@@ -1,0 +1,275 @@
+"""The residual family: ResNet v1 and pre-activation v2 (ImageNet and CIFAR depths), ResNeXt, SENet, stochastic
+depth, all as options of one builder driven by a per-variant table (seed 003 §5-7).
+
+Reference implementations the tables and parameter counts follow: torchvision (ResNet, ResNeXt), the authors'
+fb.resnet.torch / resnet-1k-layers code (CIFAR and pre-activation nets), Cadene's pretrainedmodels (SENet).
+"""
+
+import dataclasses
+import functools
+import sys
+
+import keras
+
+from keras_cnn import _validate
+from keras_cnn.layers import (CeilModeMaxPooling2D, DropPath, StochasticDepth, ZeroPadChannels, conv_bn_act,
+                              squeeze_excite)
+from keras_cnn.layers.conv import BN_EPSILON
+from keras_cnn.registry import register
+
+
+@dataclasses.dataclass(frozen=True)
+class ResNetSpec:
+    """One row of the family table (He et al. 2016, Table 1 and §4.2; Xie et al. 2017; Hu et al. 2018)."""
+
+    block: str  # "basic": two 3x3 convolutions; "bottleneck": 1x1, 3x3, 1x1 with expansion 4
+    depths: tuple  # residual blocks per stage
+    widths: tuple = (64, 128, 256, 512)  # each stage's "planes" (bottleneck: the 3x3 width of ResNet)
+    stem: str = "imagenet"  # a key of STEMS
+    shortcut_kernel: int = 1  # kernel of a strided projection shortcut (SENet-154: 3)
+    conv1_ratio: float = 1.0  # width of the first 1x1 convolution relative to the grouped 3x3 (SENet-154: 0.5)
+
+
+# Stems: (filters, kernel, stride) convolutions, each with BN and ReLU, then the stem's max pooling: "torch" pads
+# by one on each side (torchvision); "ceil" is Caffe's ceil-mode pooling of the SENet models.
+STEMS = {
+    "imagenet": {"convs": ((64, 7, 2),), "pool": "torch"},
+    "caffe": {"convs": ((64, 7, 2),), "pool": "ceil"},
+    "deep": {"convs": ((64, 3, 2), (64, 3, 1), (128, 3, 1)), "pool": "ceil"},  # SENet-154
+    "cifar": {"convs": ((16, 3, 1),), "pool": None},  # He et al. 2016 §4.2: 3x3 conv with 16 filters
+}
+
+# ImageNet depths, He et al. 2016 Table 1; ResNet-200 from the pre-activation paper (He et al. 2016b).
+IMAGENET = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+    200: ("bottleneck", (3, 24, 36, 3)),
+}
+CIFAR_WIDTHS = (16, 32, 64)
+# CIFAR: 6n+2 layers of basic blocks (He et al. 2016 §4.2), 9n+2 of bottlenecks (He et al. 2016b §5): depth -> n.
+CIFAR_V1 = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18, 1202: 200}
+CIFAR_V2 = {164: 18, 1001: 111}
+
+
+def _imagenet(depth, stem="imagenet", **spec):
+    block, depths = IMAGENET[depth]
+    return ResNetSpec(block, depths, stem=stem, **spec)
+
+
+SE = {"se_reduction": 16}
+VARIANTS = {
+    **{f"resnet{d}": (_imagenet(d), {}) for d in (18, 34, 50, 101, 152)},
+    **{f"resnet{d}_v2": (_imagenet(d), {"preact": True}) for d in (18, 34, 50, 101, 152, 200)},
+    # CIFAR nets use the parameter-free option A shortcuts (He et al. 2016 §4.2).
+    **{f"resnet{d}": (ResNetSpec("basic", (n,) * 3, CIFAR_WIDTHS, "cifar"), {"shortcut": "A"})
+       for d, n in CIFAR_V1.items()},
+    # resnet-1k-layers (the authors' code) strides the first 1x1 convolution.
+    **{f"resnet{d}_v2": (ResNetSpec("bottleneck", (n,) * 3, CIFAR_WIDTHS, "cifar"),
+                         {"preact": True, "stride_in_1x1": True}) for d, n in CIFAR_V2.items()},
+    # ResNeXt (Xie et al. 2017, Table 1): cardinality C and bottleneck width d of "CxDd".
+    "resnext50_32x4d": (_imagenet(50), {"cardinality": 32, "base_width": 4}),
+    "resnext101_32x4d": (_imagenet(101), {"cardinality": 32, "base_width": 4}),
+    "resnext101_32x8d": (_imagenet(101), {"cardinality": 32, "base_width": 8}),
+    "resnext101_64x4d": (_imagenet(101), {"cardinality": 64, "base_width": 4}),
+    # SENet (Hu et al. 2018, Table 1) as released in Caffe: SE-ResNets stride the first 1x1 convolution.
+    "se_resnet50": (_imagenet(50, "caffe"), {**SE, "stride_in_1x1": True}),
+    "se_resnet101": (_imagenet(101, "caffe"), {**SE, "stride_in_1x1": True}),
+    "se_resnet152": (_imagenet(152, "caffe"), {**SE, "stride_in_1x1": True}),
+    "se_resnext50_32x4d": (_imagenet(50, "caffe"), {**SE, "cardinality": 32, "base_width": 4}),
+    "se_resnext101_32x4d": (_imagenet(101, "caffe"), {**SE, "cardinality": 32, "base_width": 4}),
+    "senet154": (_imagenet(152, "deep", shortcut_kernel=3, conv1_ratio=0.5),
+                 {**SE, "cardinality": 64, "base_width": 4, "dropout": 0.2}),
+}
+
+SHORTCUTS = ("A", "B", "C")
+DROP_PATH_MODES = ("batch", "sample")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    """The validated options a block needs, with the variant's table row."""
+
+    spec: ResNetSpec
+    preact: bool
+    shortcut: str
+    cardinality: int
+    base_width: int
+    stride_in_1x1: bool
+    se_reduction: int | None
+    drop_path_mode: str
+
+
+def resnet(x, head, *, spec, preact=False, shortcut="B", cardinality=1, base_width=64, stride_in_1x1=False,
+           se_reduction=None, drop_path_rate=0.0, drop_path_mode="batch", dropout=0.0):
+    """Residual networks: ResNet (He et al., "Deep Residual Learning for Image Recognition", CVPR 2016), pre-
+    activation ResNet (He et al., "Identity Mappings in Deep Residual Networks", ECCV 2016), ResNeXt (Xie et al.,
+    "Aggregated Residual Transformations for Deep Neural Networks", CVPR 2017), SENet (Hu et al., "Squeeze-and-
+    Excitation Networks", CVPR 2018) and stochastic depth (Huang et al., ECCV 2016).
+
+    Options: ``preact`` (v2 unit: BN-ReLU before each convolution, identity path left clean), ``shortcut``
+    ("A" zero-padded identity, "B" projection where the shape changes, "C" projection everywhere; seed §5.4),
+    ``cardinality`` and ``base_width`` (ResNeXt C and d: the grouped 3x3 has ``C * d * planes / 64`` channels),
+    ``stride_in_1x1`` (stride the first 1x1 of a bottleneck, as the Caffe models, instead of the 3x3 as
+    torchvision), ``se_reduction`` (SE block with ratio r on each residual branch; None for none),
+    ``drop_path_rate`` (stochastic depth: drop probability 1 - p_L of the last block, linearly smaller for earlier
+    ones), ``drop_path_mode`` ("batch": a block is dropped for the whole mini-batch and not computed, scaled by
+    its survival probability at inference, as in the paper; "sample": per-sample drop path, rescaled in training)
+    and ``dropout`` before the classifier.
+    """
+    options = _check_options(spec, preact, shortcut, cardinality, base_width, stride_in_1x1, se_reduction,
+                             drop_path_mode)
+    drop_path_rate = _validate.check_float("drop_path_rate", drop_path_rate, minimum=0.0, maximum=0.99)
+    dropout = _validate.check_float("dropout", dropout, minimum=0.0, maximum=0.99)
+    _allow_deep_graph(sum(spec.depths))
+    x = _stem(x, STEMS[spec.stem])
+    total, index = sum(spec.depths), 0
+    for stage, (planes, depth) in enumerate(zip(spec.widths, spec.depths), start=1):
+        for block in range(1, depth + 1):
+            index += 1
+            # p_l = 1 - (l / L)(1 - p_L): the paper's linear decay (seed 003 §6.3.1, item 3)
+            x = _block(x, options, name=f"stage{stage}_block{block}", planes=planes,
+                       stride=2 if stage > 1 and block == 1 else 1, preact_input=index > 1,
+                       drop_rate=drop_path_rate * index / total)
+    if preact:  # the extra activation after the last addition (He et al. 2016b, appendix)
+        x = _bn_relu(x, "post")
+    return head.pooled(x, dropout=dropout)
+
+
+def _check_options(spec, preact, shortcut, cardinality, base_width, stride_in_1x1, se_reduction, drop_path_mode):
+    _validate.check_bool("preact", preact)
+    _validate.check_choice("shortcut", shortcut, SHORTCUTS)
+    cardinality = _validate.check_int("cardinality", cardinality, minimum=1)
+    base_width = _validate.check_int("base_width", base_width, minimum=1)
+    _validate.check_bool("stride_in_1x1", stride_in_1x1)
+    if se_reduction is not None:
+        se_reduction = _validate.check_int("se_reduction", se_reduction, minimum=1)
+        if spec.widths[0] * _expansion(spec) < se_reduction:
+            raise ValueError(f"se_reduction must be at most {spec.widths[0] * _expansion(spec)} (the narrowest "
+                             f"block's channels) or None; received {se_reduction}.")
+    _validate.check_choice("drop_path_mode", drop_path_mode, DROP_PATH_MODES)
+    if spec.block == "basic" and (cardinality, base_width) != (1, 64):
+        raise ValueError(f"basic-block ResNets have no grouped convolution: cardinality must be 1 and base_width "
+                         f"64; received cardinality={cardinality}, base_width={base_width}.")
+    if spec.widths[0] * base_width < 64:
+        raise ValueError(f"base_width must be at least {-(-64 // spec.widths[0])} so that every stage keeps one "
+                         f"channel per group; received {base_width}.")
+    return _Options(spec, preact, shortcut, cardinality, base_width, stride_in_1x1, se_reduction, drop_path_mode)
+
+
+def _allow_deep_graph(blocks):
+    """Keras maps a functional graph recursively, about one Python frame per layer on its longest path: the
+    ~4,200 layers of ResNet-1202 need more than Python's default limit of 1,000 (raised, never lowered)."""
+    needed = 1_000 + 12 * blocks
+    if sys.getrecursionlimit() < needed:
+        sys.setrecursionlimit(needed)
+
+
+def _expansion(spec):
+    return 1 if spec.block == "basic" else 4
+
+
+def _stem(x, stem):
+    """Convolutions with BN-ReLU, then max pooling. The pre-activation nets keep the BN-ReLU here too: the paper
+    puts "the first activation right after conv1", before the first unit splits into its two paths."""
+    for index, (filters, kernel, stride) in enumerate(stem["convs"], start=1):
+        name = "stem_conv" if len(stem["convs"]) == 1 else f"stem_conv{index}"
+        x = _conv(x, filters, kernel, stride=stride, name=name)
+    if stem["pool"] == "torch":
+        x = keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)  # after ReLU, so zeros never win the max
+        return keras.layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
+    if stem["pool"] == "ceil":
+        return CeilModeMaxPooling2D(3, strides=2, name="stem_pool")(x)
+    return x
+
+
+def _conv(x, filters, kernel, *, name, stride=1, groups=1, batch_norm=True, activation="relu"):
+    """``conv_bn_act`` without bias; a strided kxk convolution pads (k-1)/2 on every side first, as PyTorch and
+    Caffe do (Keras "same" would pad only the bottom/right), so ported weights see the same pixels."""
+    padding = "same"
+    if stride > 1 and kernel > 1:
+        x = keras.layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x)
+        padding = "valid"
+    return conv_bn_act(x, filters, kernel, strides=stride, padding=padding, groups=groups, batch_norm=batch_norm,
+                       activation=activation, use_bias=False, name=name)
+
+
+def _bn_relu(x, name):
+    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
+def _block(x, options, *, name, planes, stride, preact_input, drop_rate):
+    """One residual unit: ``relu(shortcut(x) + F(x))`` (v1) or ``shortcut(x) + F(x)`` with F pre-activated (v2).
+
+    ``preact_input`` is False for the first unit, whose input the stem has already activated.
+    """
+    out_channels = planes * _expansion(options.spec)
+    project = options.shortcut == "C" or (options.shortcut == "B" and (stride > 1 or x.shape[-1] != out_channels))
+    preact_branch = options.preact and preact_input
+    if preact_branch and project:  # a projection shares the pre-activation with the branch (He et al. 2016b)
+        x = _bn_relu(x, f"{name}_preact")
+        preact_branch = False
+    shortcut = _shortcut(x, options, out_channels, stride, project, name)
+    branch = functools.partial(_branch, options=options, name=name, planes=planes, out_channels=out_channels,
+                               stride=stride, preact=preact_branch)
+    x = _add(shortcut, x, branch, name=name, drop_rate=drop_rate, mode=options.drop_path_mode)
+    return x if options.preact else keras.layers.ReLU(name=f"{name}_out")(x)
+
+
+def _shortcut(x, options, out_channels, stride, project, name):
+    """Projection (1x1 convolution, or the table's kernel when strided, with BN in v1), else the identity,
+    subsampled and zero-padded where the shape changes (option A)."""
+    if project:
+        kernel = options.spec.shortcut_kernel if stride > 1 else 1
+        return _conv(x, out_channels, kernel, stride=stride, batch_norm=not options.preact, activation=None,
+                     name=f"{name}_shortcut")
+    if stride > 1:  # the paper's identity "performed with a stride of 2": keep every other pixel
+        x = keras.layers.MaxPooling2D(1, strides=stride, name=f"{name}_shortcut_pool")(x)
+    if x.shape[-1] != out_channels:
+        x = ZeroPadChannels(out_channels - x.shape[-1], name=f"{name}_shortcut_pad")(x)
+    return x
+
+
+def _branch(x, *, options, name, planes, out_channels, stride, preact):
+    """The residual function F: two 3x3 convolutions, or 1x1 - grouped 3x3 - 1x1, then the optional SE block."""
+    if preact:
+        x = _bn_relu(x, f"{name}_preact")
+    if options.spec.block == "basic":
+        convs = ((planes, 3, stride, 1), (out_channels, 3, 1, 1))
+    else:
+        width = planes * options.base_width // 64 * options.cardinality
+        stride1, stride3 = (stride, 1) if options.stride_in_1x1 else (1, stride)
+        convs = ((int(width * options.spec.conv1_ratio), 1, stride1, 1), (width, 3, stride3, options.cardinality),
+                 (out_channels, 1, 1, 1))
+    for index, (filters, kernel, conv_stride, groups) in enumerate(convs, start=1):
+        last = index == len(convs)
+        # v1 ends in BN (added before the ReLU); v2 ends in the bare convolution, normalised by the next unit
+        x = _conv(x, filters, kernel, stride=conv_stride, groups=groups, batch_norm=not (last and options.preact),
+                  activation=None if last else "relu", name=f"{name}_conv{index}")
+    if options.se_reduction:
+        x = squeeze_excite(x, out_channels // options.se_reduction, name=f"{name}_se")
+    return x
+
+
+def _add(shortcut, x, branch, *, name, drop_rate, mode):
+    """``shortcut + branch(x)``; with stochastic depth either a ``StochasticDepth`` layer around the branch built
+    as a nested model named ``<name>_residual`` (batch mode: a dropped branch is not computed) or per-sample
+    ``DropPath`` on the branch output."""
+    if drop_rate and mode == "batch":
+        inputs = keras.Input((None, None, x.shape[-1]), name=f"{name}_input")
+        residual = keras.Model(inputs, branch(inputs), name=f"{name}_residual")
+        return StochasticDepth(residual, survival_probability=1.0 - drop_rate, name=f"{name}_add")([shortcut, x])
+    x = branch(x)
+    if drop_rate:
+        x = DropPath(drop_rate, name=f"{name}_drop_path")(x)
+    return keras.layers.Add(name=f"{name}_add")([shortcut, x])
+
+
+for _name, (_spec, _defaults) in VARIANTS.items():
+    _cifar = _spec.stem == "cifar"
+    # min_input: the size whose last feature map is 1x1 (keras.applications' rule): 32 / 4 for CIFAR
+    register(_name, family="resnet", default_input=(32, 32, 3) if _cifar else (224, 224, 3),
+             min_input=4 if _cifar else 32, spec=_spec, **_defaults)(resnet)

@@ -1,0 +1,192 @@
+"""DenseNet: table values, options, and the memory-efficient mode against the plain one."""
+
+import functools
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_cnn
+from keras_cnn.layers import ConcatBNReLUConv
+from tests.counts.densenet import DERIVATION, REFERENCE, derived_count
+from tests.test_param_counts import trainable_count
+
+# A small CIFAR-style DenseNet-BC: every kind of layer, a few seconds to trace.
+SMALL = {"input_shape": (16, 16, 3), "classes": 3, "block_config": (3, 2, 2), "growth_rate": 4}
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_reference_counts_follow_from_the_paper_architecture(name):
+    assert derived_count(**DERIVATION[name]) == REFERENCE[name][1]
+
+
+@pytest.mark.parametrize("depth, growth_rate, millions", [(40, 12, 1.0), (100, 12, 7.0), (100, 24, 27.2)])
+def test_derivation_gives_paper_table2_counts_without_b_and_c(depth, growth_rate, millions):
+    """DenseNet without B and C (paper Table 2): 3x3 layers only, θ = 1, 16 initial maps."""
+    count = derived_count(((depth - 4) // 3,) * 3, growth_rate, 10, stem="cifar", init_features=16,
+                          compression=1.0, bottleneck_width=0)
+    assert round(count / 1e6, 1) == millions
+
+
+def test_options_build_the_plain_densenet_of_table2():
+    """DenseNet (L=40, k=12) from the options: 1.0M parameters, no bottleneck convolutions."""
+    model = keras_cnn.build("densenet_bc_100", classes=10, block_config=(12, 12, 12), bottleneck=False,
+                            compression=1.0, init_features=16)
+    assert trainable_count(model) == derived_count((12, 12, 12), 12, 10, stem="cifar", init_features=16,
+                                                   compression=1.0, bottleneck_width=0) == 1_019_722
+    assert not any(layer.name.endswith(("_conv2", "_bn2")) for layer in model.layers)
+    assert model.get_layer("block1_layer1_conv1").kernel_size == (3, 3)
+
+
+@functools.lru_cache(maxsize=2)
+def _headless(name):
+    return keras_cnn.build(name, include_top=False)
+
+
+@pytest.mark.parametrize("name, channels, transitions", [
+    ("densenet121", 1024, (128, 256, 512)),
+    ("densenet_bc_100", 342, (108, 150)),
+])
+def test_feature_channels_and_resolution(name, channels, transitions):
+    model = _headless(name)
+    size = model.input_shape[1]
+    expected_map = size // 32 if size == 224 else size // 4
+    assert model.output_shape[1:] == (expected_map, expected_map, channels)
+    convs = [model.get_layer(f"transition{i}_conv").filters for i in range(1, len(transitions) + 1)]
+    assert tuple(convs) == transitions
+
+
+def test_layer_names_follow_the_documented_scheme():
+    names = {layer.name for layer in _headless("densenet121").layers}
+    assert {"conv1", "conv1_bn", "conv1_relu", "pool1", "block1_layer1_bn1", "block1_layer1_conv1",
+            "block1_layer1_bn2", "block1_layer1_conv2", "block1_layer2_concat", "transition1_bn",
+            "transition1_conv", "transition1_pool", "block4_layer16_conv2", "block4_layer16_concat", "final_bn",
+            "final_relu"} <= names
+    efficient = {layer.name for layer in _pair()[1].layers}
+    assert {"block1_layer1_concat_conv1", "block1_layer1_bn2", "transition2_concat_conv", "block3_layer2_concat",
+            "predictions"} <= efficient
+    assert not any(name.endswith("_bn1") for name in efficient)
+
+
+def test_dropout_after_every_convolution_but_the_first():
+    model = keras_cnn.build("densenet_bc_100", dropout=0.2, **SMALL)
+    dropouts = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    assert dropouts[:3] == ["block1_layer1_dropout1", "block1_layer1_dropout2", "block1_layer2_dropout1"]
+    assert "transition1_dropout" in dropouts
+    assert len(dropouts) == 2 * sum(SMALL["block_config"]) + len(SMALL["block_config"]) - 1
+
+
+@functools.lru_cache(maxsize=2)
+def _pair(bottleneck=True):
+    """A plain and a memory-efficient model with the same weights."""
+    plain = keras_cnn.build("densenet_bc_100", bottleneck=bottleneck, **SMALL)
+    efficient = keras_cnn.build("densenet_bc_100", bottleneck=bottleneck, memory_efficient=True, **SMALL)
+    assert [w.shape for w in plain.weights] == [w.shape for w in efficient.weights]
+    efficient.set_weights(plain.get_weights())
+    return plain, efficient
+
+
+@tf.function
+def _train_forward_backward(model, images, labels):
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        outputs = model(images, training=True)
+        loss = keras.losses.sparse_categorical_crossentropy(labels, outputs)
+    return outputs, tape.gradient(loss, [images] + model.trainable_weights)
+
+
+@pytest.mark.parametrize("bottleneck", [True, False])
+def test_memory_efficient_mode_gives_the_same_outputs_gradients_and_statistics(bottleneck):
+    plain, efficient = _pair(bottleneck=bottleneck)
+    images = tf.constant(np.random.default_rng(0).normal(size=(4, 16, 16, 3)), tf.float32)
+    labels = tf.constant([0, 1, 2, 0])
+    out_plain, grads_plain = _train_forward_backward(plain, images, labels)
+    out_efficient, grads_efficient = _train_forward_backward(efficient, images, labels)
+    np.testing.assert_allclose(out_efficient, out_plain, rtol=1e-5, atol=1e-6)
+    assert len(grads_efficient) == len(grads_plain)
+    for weight, g_efficient, g_plain in zip(["image"] + plain.trainable_weights, grads_efficient, grads_plain):
+        scale = float(tf.reduce_max(tf.abs(g_plain))) + 1e-12
+        np.testing.assert_allclose(g_efficient / scale, g_plain / scale, atol=1e-5, err_msg=str(weight))
+    # the moving statistics moved once per training call, not twice (the recomputation must not update them)
+    for w_efficient, w_plain in zip(efficient.non_trainable_weights, plain.non_trainable_weights):
+        np.testing.assert_allclose(w_efficient, w_plain, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(efficient(images, training=False), plain(images, training=False), atol=1e-6)
+
+
+def _training_tensor_peak(model, images, labels):
+    """Peak bytes held by TensorFlow's CPU allocator during one (already traced) forward-backward pass."""
+    step = tf.function(_train_forward_backward.python_function)
+    step(model, images, labels)
+    tf.config.experimental.reset_memory_stats("CPU:0")
+    before = tf.config.experimental.get_memory_info("CPU:0")["current"]
+    step(model, images, labels)
+    return tf.config.experimental.get_memory_info("CPU:0")["peak"] - before
+
+
+def test_memory_efficient_mode_really_lowers_the_training_peak():
+    """The check tensorflow issue 36981 calls for: the recomputed activations must not be kept anyway."""
+    options = {"input_shape": (32, 32, 3), "classes": 3, "block_config": (6, 6, 6), "growth_rate": 8}
+    images = tf.constant(np.random.default_rng(0).uniform(size=(16, 32, 32, 3)), tf.float32)
+    labels = tf.constant(np.arange(16) % 3)
+    peaks = {mode: _training_tensor_peak(keras_cnn.build("densenet_bc_100", memory_efficient=mode, **options),
+                                         images, labels) for mode in (False, True)}
+    assert peaks[True] < 0.7 * peaks[False], peaks
+
+
+def test_memory_efficient_model_saves_and_reloads(tmp_path):
+    efficient = keras_cnn.build("densenet_bc_100", memory_efficient=True, dropout=0.1, **SMALL)
+    path = tmp_path / "efficient.keras"
+    efficient.save(path)
+    reloaded = keras.saving.load_model(path, safe_mode=True)
+    layer = reloaded.get_layer("block1_layer2_concat_conv1")
+    assert isinstance(layer, ConcatBNReLUConv) and layer.recompute
+    assert not any(isinstance(layer, keras.layers.Lambda) for layer in reloaded.layers)
+    images = np.random.default_rng(1).uniform(size=(2, 16, 16, 3)).astype("float32")
+    np.testing.assert_allclose(reloaded.predict(images, verbose=0), efficient.predict(images, verbose=0), atol=1e-6)
+    reloaded.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    assert np.isfinite(reloaded.train_on_batch(images, np.array([0, 1])))
+
+
+def test_concat_bn_relu_conv_layer_config_and_frozen_bn():
+    layer = ConcatBNReLUConv(8, 3, recompute=False, name="unit")
+    clone = ConcatBNReLUConv.from_config(layer.get_config())
+    assert (clone.filters, clone.kernel_size, clone.recompute, clone.name) == (8, 3, False, "unit")
+    pieces = [tf.random.normal((2, 5, 5, 3)), tf.random.normal((2, 5, 5, 4))]
+    assert layer(pieces).shape == (2, 5, 5, 8)
+    layer.trainable = False  # frozen BN normalises with its moving statistics, as keras' BatchNormalization
+    moving = layer.bn.moving_mean.numpy().copy()
+    np.testing.assert_allclose(layer(pieces, training=True), layer(pieces, training=False))
+    np.testing.assert_array_equal(layer.bn.moving_mean.numpy(), moving)
+    with pytest.raises(TypeError, match="recompute must be True or False"):
+        ConcatBNReLUConv(8, recompute="yes")
+
+
+@pytest.mark.parametrize("options, error, match", [
+    ({"growth_rate": 0}, ValueError, "growth_rate must be >= 1"),
+    ({"block_config": ()}, TypeError, "block_config must be a non-empty tuple"),
+    ({"block_config": (6, 0)}, ValueError, r"block_config\[1\] must be >= 1"),
+    ({"block_config": 6}, TypeError, "block_config must be a non-empty tuple"),
+    ({"compression": 0}, ValueError, "compression must be in"),
+    ({"compression": 1.5}, ValueError, "compression must be <= 1.0"),
+    ({"bottleneck": 1}, TypeError, "bottleneck must be True or False"),
+    ({"bottleneck_width": 0}, ValueError, "bottleneck_width must be >= 1"),
+    ({"init_features": 2.5}, TypeError, "init_features must be an integer"),
+    ({"stem": "deep"}, ValueError, "stem must be one of 'imagenet', 'cifar'"),
+    ({"dropout": 1.0}, ValueError, "dropout must be <= 0.99"),
+    ({"memory_efficient": "yes"}, TypeError, "memory_efficient must be True or False"),
+    ({"block_config": (1, 1, 1, 1, 1)}, ValueError, "at least 61 for 5 dense blocks"),
+])
+def test_option_errors_name_the_argument(options, error, match):
+    with pytest.raises(error, match=match):
+        keras_cnn.build("densenet121", input_shape=(32, 32, 3), **options)
+
+
+def test_variant_defaults_are_the_paper_table():
+    from keras_cnn import registry
+
+    assert registry.get("densenet161").options["growth_rate"] == 48
+    bc190 = registry.get("densenet_bc_190")
+    assert (bc190.options["block_config"], bc190.options["growth_rate"], bc190.options["stem"]) == ((31,) * 3, 40,
+                                                                                                      "cifar")
+    assert (bc190.default_input, bc190.min_input, registry.get("densenet121").min_input) == ((32, 32, 3), 4, 29)
