@@ -57,6 +57,9 @@ def worker(args):
 
     import keras_cnn
 
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     model = keras_cnn.build(args.model, input_shape=(args.size, args.size, 3), classes=args.classes,
                             memory_efficient=args.worker == "efficient")
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
@@ -86,7 +89,7 @@ def worker(args):
 def _run(mode, args):
     command = [sys.executable, os.path.abspath(__file__), "--worker", mode, "--model", args.model,
                "--size", str(args.size), "--batch", str(args.batch), "--classes", str(args.classes),
-               "--steps", str(args.steps), "--warmup", str(args.warmup)]
+               "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
@@ -109,7 +112,8 @@ def _table(args, medians, ratios):
         ("process peak RSS (MiB)", "process_peak_mib", "{:.0f}"),
         ("RSS growth in training (MiB)", "process_growth_mib", "{:.0f}"),
     ]
-    lines = [f"{args.model}, {args.size}x{args.size}, batch {args.batch}, {args.classes} classes, "
+    threads = f"{args.threads} thread(s)" if args.threads else "default threads"
+    lines = [f"{args.model}, {args.size}x{args.size}, batch {args.batch}, {args.classes} classes, {threads}, "
              f"{args.rounds} rounds x {args.steps} steps (medians)", "",
              "| | plain | memory_efficient | ratio |", "| --- | ---: | ---: | ---: |"]
     for label, key, fmt in rows:
@@ -127,6 +131,9 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="TensorFlow intra- and inter-op threads (0: its default, all cores); 1 gives steadier "
+                             "timings on a shared machine")
     parser.add_argument("--json", help="also write the raw runs and the summary to this file")
     parser.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()

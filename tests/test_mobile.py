@@ -205,11 +205,11 @@ def test_shufflenet_v1_split_form_equals_native_form():
             layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32") for w in layer.get_weights()])
     transfer_group_conv_weights(native, split)
     images = np.random.default_rng(1).uniform(size=(2, *SMALL)).astype("float32")
-    expected = native.predict(images, verbose=0)
-    np.testing.assert_allclose(split.predict(images, verbose=0), expected, rtol=1e-4, atol=1e-4)
+    expected = native(images, training=False).numpy()
+    np.testing.assert_allclose(split(images, training=False).numpy(), expected, rtol=1e-4, atol=1e-4)
     back = keras_cnn.build("shufflenet_v1_g3", input_shape=SMALL, classes=5, classifier_activation=None)
     transfer_group_conv_weights(split, back)
-    np.testing.assert_allclose(back.predict(images, verbose=0), expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(back(images, training=False).numpy(), expected, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="no weights in the source model"):
         transfer_group_conv_weights(keras_cnn.build("squeezenet1_1", input_shape=SMALL), back)
 

@@ -21,8 +21,9 @@ from keras_cnn.registry import register
 
 STEMS = ("imagenet", "cifar")
 
-# name: (default input, option defaults). Depth L counts the convolution and fully connected layers:
-# ImageNet 2·sum(blocks) + 1 stem conv + 3 transitions + 1 classifier; CIFAR-BC L = 6n + 4 for n layers a block.
+# name: (default input, option defaults), paper Tables 1 and 2. Depth L counts the convolution and fully
+# connected layers: ImageNet 2·sum(blocks) + 1 stem conv + 3 transitions + 1 classifier (Table 1's "264" has
+# 265 by this count; its blocks are used as printed), CIFAR-BC L = 6n + 4 for n layers a block.
 VARIANTS = {
     "densenet121": ((224, 224, 3), {"block_config": (6, 12, 24, 16)}),
     "densenet169": ((224, 224, 3), {"block_config": (6, 12, 32, 32)}),
@@ -44,15 +45,17 @@ def densenet(x, head, *, spec, growth_rate=32, block_config=(6, 12, 24, 16), com
     before each 3x3 convolution); ``init_features`` maps of the first convolution (default 2k; the paper's
     non-BC CIFAR DenseNet uses 16); ``stem`` "imagenet" (7x7/2 conv, BN, ReLU, 3x3/2 max pool) or "cifar"
     (one 3x3 conv); ``dropout`` after every convolution but the first, as the paper's CIFAR/SVHN runs without
-    augmentation (0.2); ``memory_efficient`` recomputes each layer's concatenation, BN, ReLU and 1x1 input in
-    the backward pass instead of storing them (Pleiss et al. 2017), same weights and outputs.
+    augmentation (0.2); ``memory_efficient`` recomputes the concatenation, BN and ReLU in front of every
+    convolution that reads a concatenation in the backward pass instead of storing them (Pleiss et al. 2017;
+    same weights, outputs and gradients).
     """
     del spec  # every variant is a set of option values
     growth_rate = _validate.check_int("growth_rate", growth_rate, minimum=1)
     block_config = _check_block_config(block_config)
     compression = _validate.check_float("compression", compression, minimum=0.0, maximum=1.0)
     if compression == 0.0:
-        raise ValueError("compression must be in (0, 1] (θ of the transitions; 1 = no compression); received 0.")
+        raise ValueError(f"compression must be in (0, 1] (θ of the transitions; 1 = no compression); "
+                         f"received {compression!r}.")
     _validate.check_bool("bottleneck", bottleneck)
     bottleneck_width = _validate.check_int("bottleneck_width", bottleneck_width, minimum=1)
     features = 2 * growth_rate if init_features is None else _validate.check_int("init_features", init_features,
