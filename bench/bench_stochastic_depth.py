@@ -5,7 +5,8 @@
 
 Each arm is a ``resnet110`` compiled with SGD on one fixed CIFAR-sized batch. After warm-up steps (tracing), the
 arms run interleaved, one step each per round in a rotating order, so load from other processes hits them
-alike; the figure is the ratio of median step times. With drop_path_rate 0.5 the linear decay keeps on average
+alike. Reported per arm: the median wall time and process CPU time (all threads) of a step, and the median over
+rounds of the step's ratio to the fixed-depth step of the same round (the most robust figure on a shared machine). With drop_path_rate 0.5 the linear decay keeps on average
 sum(p_l) / L = 0.745 of the 54 residual branches, so the floor is about 0.75x (the stem, head and shortcuts are
 always computed). "batch" is the paper's mode, whose dropped branches are skipped by a ``tf.cond``; "sample"
 (per-sample drop path) computes every branch and should cost about the same as fixed depth.
@@ -35,9 +36,10 @@ def _model(name, rate, mode, seed):
 
 
 def _step(model, images, labels):
-    start = time.perf_counter()
+    """(wall, CPU) seconds of one training step."""
+    wall, cpu = time.perf_counter(), time.process_time()
     model.train_on_batch(images, labels)  # returns the loss as a NumPy value: the step has finished
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main():
@@ -68,14 +70,18 @@ def main():
         for label in order[shift:] + order[:shift]:
             times[label].append(_step(arms[label], images, labels))
 
-    base = statistics.median(times["fixed depth"])
     print(f"{args.model}, batch {args.batch}, {args.rounds} interleaved steps per arm, "
           f"{os.cpu_count()} CPU cores, keras {keras.__version__} ({keras.backend.backend()})")
-    print(f"{'arm':34s} {'median s/step':>14s} {'IQR':>17s} {'ratio':>7s}")
+    print(f"{'arm':34s} {'wall s/step':>11s} {'(IQR)':>15s} {'CPU s/step':>10s} {'wall ratio':>10s} "
+          f"{'CPU ratio':>9s} {'paired wall ratio':>17s}")
+    fixed = times["fixed depth"]
     for label, values in times.items():
-        q1, _, q3 = statistics.quantiles(values, n=4)
-        median = statistics.median(values)
-        print(f"{label:34s} {median:14.3f} {q1:8.3f}-{q3:<8.3f} {median / base:7.3f}")
+        wall, cpu = [v[0] for v in values], [v[1] for v in values]
+        q1, _, q3 = statistics.quantiles(wall, n=4)
+        paired = statistics.median(v[0] / f[0] for v, f in zip(values, fixed))
+        print(f"{label:34s} {statistics.median(wall):11.3f} {q1:7.3f}-{q3:<7.3f} {statistics.median(cpu):10.3f} "
+              f"{statistics.median(wall) / statistics.median(v[0] for v in fixed):10.3f} "
+              f"{statistics.median(cpu) / statistics.median(v[1] for v in fixed):9.3f} {paired:17.3f}")
 
 
 if __name__ == "__main__":

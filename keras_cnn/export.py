@@ -6,6 +6,7 @@ half-written. The TFLite and ONNX files are converted from the same ``serving_de
 SavedModel, so all three expose one input ``image`` (dynamic batch) and one output ``probabilities``.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -120,7 +121,8 @@ def to_onnx(model, path, opset=17, *, verify_data=None):
     opset = _validate.check_int("opset", opset, minimum=13)
     path = os.fspath(path)
     function, signature = _serving_function(model)
-    proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=opset)
+    with _grouped_conv_as_one_node():
+        proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=opset)
     data = proto.SerializeToString()
     session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
     images = _verification_images(model, verify_data)
@@ -131,6 +133,33 @@ def to_onnx(model, path, opset=17, *, verify_data=None):
     result = _compare(model, images, batched, None, path, "onnx", runtime)
     _replace_file(path, data)
     return dataclasses.replace(result, size_bytes=len(data))
+
+
+@contextlib.contextmanager
+def _grouped_conv_as_one_node():
+    """Trace each grouped convolution as one ``Conv2D`` node, which tf2onnx maps to ONNX ``Conv(group=g)``.
+
+    Keras's TensorFlow backend wraps a grouped convolution in an XLA-compiled function because TensorFlow's CPU
+    kernel has no groups; tf2onnx cannot inline such a function and leaves a ``StatefulPartitionedCall`` node
+    that onnxruntime rejects (ResNeXt, ShuffleNet v1). The traced graph is only converted, never run by
+    TensorFlow, and onnxruntime then checks it against Keras.
+    """
+    from keras.src.backend.tensorflow import nn as backend_nn  # pinned keras 3.15; tests/test_export_all.py
+
+    original = backend_nn.conv
+
+    def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+        if (data_format or keras.config.image_data_format()) != "channels_last" or len(inputs.shape) != 4 \
+                or inputs.shape[-1] == kernel.shape[-2]:
+            return original(inputs, kernel, strides, padding, data_format, dilation_rate)
+        return tf.nn.convolution(inputs, kernel, strides, padding.upper(), data_format="NHWC",
+                                 dilations=dilation_rate)
+
+    backend_nn.conv = conv
+    try:
+        yield
+    finally:
+        backend_nn.conv = original
 
 
 def _check_model(model):

@@ -87,10 +87,10 @@ def _pair(**options):
     return plain, efficient
 
 
-def _forward_backward(model, images, labels):
-    """Outputs, gradients (input and weights) and TensorFlow's CPU tensor peak of a traced training pass."""
+def _forward_backward(model, images, labels, graph):
+    """Outputs, gradients (input and weights) and TensorFlow's CPU tensor peak of a training pass, traced
+    as ``fit`` runs it (``graph``) or eager."""
 
-    @tf.function
     def step():
         with tf.GradientTape() as tape:
             tape.watch(images)
@@ -98,30 +98,33 @@ def _forward_backward(model, images, labels):
             loss = keras.losses.sparse_categorical_crossentropy(labels, outputs)
         return outputs, tape.gradient(loss, [images] + model.trainable_weights)
 
-    step.get_concrete_function()  # trace outside the measured call
+    if graph:
+        step = tf.function(step)
+        step.get_concrete_function()  # trace outside the measured call
     tf.config.experimental.reset_memory_stats("CPU:0")
     before = tf.config.experimental.get_memory_info("CPU:0")["current"]
     outputs, grads = step()
     return outputs, grads, tf.config.experimental.get_memory_info("CPU:0")["peak"] - before
 
 
-# (bottleneck, block_config, growth_rate, size, batch, peak ratio bound or None)
+# (bottleneck, block_config, growth_rate, size, batch, graph, peak ratio bound or None)
 COMPARISONS = [
-    pytest.param(True, (6, 6, 6), 8, 32, 16, 0.7, id="bottleneck"),  # big enough for activations to dominate
-    pytest.param(False, (3, 2, 2), 4, 16, 4, None, id="no_bottleneck"),
+    pytest.param(True, (6, 6, 6), 8, 32, 16, True, 0.7, id="bottleneck_graph"),  # activations dominate the peak
+    pytest.param(False, (3, 2, 2), 4, 16, 4, False, None, id="no_bottleneck_eager"),
 ]
 
 
-@pytest.mark.parametrize("bottleneck, block_config, growth_rate, size, batch, bound", COMPARISONS)
-def test_memory_efficient_mode_same_results_lower_peak(bottleneck, block_config, growth_rate, size, batch, bound):
+@pytest.mark.parametrize("bottleneck, block_config, growth_rate, size, batch, graph, bound", COMPARISONS)
+def test_memory_efficient_mode_same_results_lower_peak(bottleneck, block_config, growth_rate, size, batch, graph,
+                                                       bound):
     """Same outputs, gradients and BN statistics as the plain mode; and, the check tensorflow issue 36981
     calls for, a really lower tensor peak (the recomputed activations are not kept anyway)."""
     plain, efficient = _pair(input_shape=(size, size, 3), classes=3, block_config=block_config,
                              growth_rate=growth_rate, bottleneck=bottleneck)
     images = tf.constant(np.random.default_rng(0).normal(size=(batch, size, size, 3)), tf.float32)
     labels = tf.constant(np.arange(batch) % 3)
-    out_plain, grads_plain, peak_plain = _forward_backward(plain, images, labels)
-    out_efficient, grads_efficient, peak_efficient = _forward_backward(efficient, images, labels)
+    out_plain, grads_plain, peak_plain = _forward_backward(plain, images, labels, graph)
+    out_efficient, grads_efficient, peak_efficient = _forward_backward(efficient, images, labels, graph)
     np.testing.assert_allclose(out_efficient, out_plain, rtol=1e-5, atol=1e-6)
     assert len(grads_efficient) == len(grads_plain)
     for weight, g_efficient, g_plain in zip(["image"] + plain.trainable_weights, grads_efficient, grads_plain):

@@ -20,7 +20,12 @@ CLASSES = [f"digit_{i}" for i in range(10)]
 
 @pytest.fixture(scope="module")
 def lenet():
-    return keras_cnn.build("lenet5", classes=10)
+    """Briefly trained: an untrained net's near-uniform probabilities make top-1 agreement a coin toss."""
+    keras.utils.set_random_seed(0)
+    model = keras_cnn.build("lenet5", classes=10)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(*DIGITS["train"], epochs=2, batch_size=64, verbose=0)
+    return model
 
 
 def test_saved_model_layout_signature_and_dynamic_batch(lenet, tmp_path):
@@ -82,7 +87,7 @@ def test_tflite_float_modes_agree_and_write_sidecar_and_labels(lenet, tmp_path, 
 def test_tflite_int8_is_integer_only_and_records_quantization(lenet, tmp_path, io_dtype):
     path = tmp_path / "lenet5_int8.tflite"
     result = export.to_tflite(lenet, path, quantization="int8", representative_data=DIGITS["train"][0],
-                              io_dtype=io_dtype, verify_data=DIGITS["test"][0][:4])
+                              io_dtype=io_dtype, verify_data=DIGITS["test"][0][:32])
     interpreter = Interpreter(model_path=str(path))
     interpreter.allocate_tensors()
     ops = {op["op_name"] for op in interpreter._get_ops_details()}
@@ -93,7 +98,7 @@ def test_tflite_int8_is_integer_only_and_records_quantization(lenet, tmp_path, i
         assert ops >= {"QUANTIZE", "DEQUANTIZE"} and sidecar["input"]["quantization"] is None
     else:
         assert sidecar["input"]["quantization"]["scale"] == pytest.approx(1 / 255, rel=1e-3)
-    assert result.top1_agreement == 1.0 and result.max_abs_diff < 0.05
+    assert result.top1_agreement >= 31 / 32 and result.max_abs_diff < 0.05  # one near-tie may flip
 
 
 def test_int8_refuses_an_op_tflite_cannot_quantize(tmp_path):

@@ -25,7 +25,9 @@ def test_output_is_a_finite_distribution(name):
 @pytest.mark.parametrize("pooling, channels", [("avg", 1), ("max", 4), (None, 3)])
 def test_headless_pooling_and_channels(name, pooling, channels):
     size = small_size(name)
-    model = keras_cnn.build(name, include_top=False, pooling=pooling, input_shape=(size, size, channels))
+    # untrained ResNet-1202 reaches ~1e37 in inference mode (units grow ~1.15x each): start its units at identity
+    options = {"zero_init_last": True} if name == "resnet1202" else {}
+    model = keras_cnn.build(name, include_top=False, pooling=pooling, input_shape=(size, size, channels), **options)
     out = model(random_images(model), training=False).numpy()
     if pooling:
         pool_type = {"avg": keras.layers.GlobalAveragePooling2D, "max": keras.layers.GlobalMaxPooling2D}[pooling]

@@ -278,3 +278,24 @@ def test_residual_layers_round_trip_through_config():
     assert (clone.survival_probability, clone.seed, clone.layer.layers[0].units) == (0.25, 7, 4)
     with pytest.raises(ValueError, match="survival_probability must be <= 1.0"):
         StochasticDepth(inner, survival_probability=1.5)
+
+
+
+def _shortcuts_and_sums(model):
+    """(shortcut input, addition output) of every residual unit on two random images, in inference mode."""
+    adds = [layer for layer in model.layers if re.fullmatch(r"stage\d+_block\d+_add", layer.name)]
+    probe = keras.Model(model.inputs, [tensor for add in adds for tensor in (add.input[0], add.output)])
+    outputs = probe(np.random.default_rng(0).uniform(0, 1, (2, 32, 32, 3)), training=False)
+    return list(zip(outputs[::2], outputs[1::2]))
+
+
+@pytest.mark.parametrize("name", ["resnet20", "resnet18_v2", "resnet50"])
+def test_zero_init_last_starts_every_unit_as_the_identity(name):
+    """Each unit's addition passes its shortcut through unchanged when the branch's last BN gamma (v1) or last
+    kernel (v2) starts at zero; with the default initialisation no unit does."""
+    pairs = _shortcuts_and_sums(keras_cnn.build(name, input_shape=(32, 32, 3), classes=3, zero_init_last=True))
+    assert len(pairs) == sum(registry.get(name).spec.depths)
+    for shortcut, added in pairs:
+        np.testing.assert_array_equal(added, shortcut)
+    default = _shortcuts_and_sums(keras_cnn.build(name, input_shape=(32, 32, 3), classes=3))
+    assert not any(np.array_equal(added, shortcut) for shortcut, added in default)

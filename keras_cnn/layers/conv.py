@@ -6,27 +6,31 @@ BN_EPSILON = 1e-5  # as in the papers' Caffe/Torch models and torchvision, so po
 
 
 def conv_bn_act(x, filters, kernel_size, *, name, strides=1, padding="same", groups=1, batch_norm=False,
-                activation="relu", dilation_rate=1, use_bias=None, epsilon=BN_EPSILON):
+                activation="relu", dilation_rate=1, use_bias=None, epsilon=BN_EPSILON, zero_init=False):
     """Convolution, optional batch normalisation, activation: ``name``, ``name_bn``, ``name_<activation>``.
 
     Without batch normalisation the activation is fused into the ``Conv2D`` (as keras.applications does), so
     the layer ``name`` is the whole block. With it the convolution has no bias by default, since BN cancels
     it (Ioffe & Szegedy, 2015); ``use_bias=True`` keeps it where checkpoints have one (torchvision's VGG-BN).
     ``epsilon`` is the BN epsilon (1e-3 for the TensorFlow-born families: MobileNet, EfficientNet).
+    ``zero_init`` starts the block's output at zero (BN gamma, or the kernel without BN): the last layer of a
+    residual branch, so the unit starts as the identity (Goyal et al. 2017, "Accurate, Large Minibatch SGD").
     """
     use_bias = not batch_norm if use_bias is None else use_bias
     conv = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, groups=groups,
                                dilation_rate=dilation_rate, use_bias=use_bias,
-                               activation=None if batch_norm else activation, name=name)
+                               activation=None if batch_norm else activation, name=name,
+                               kernel_initializer="zeros" if zero_init and not batch_norm else "glorot_uniform")
     if not batch_norm:
         return conv(x)
-    return bn_act(conv(x), name=name, activation=activation, epsilon=epsilon)
+    return bn_act(conv(x), name=name, activation=activation, epsilon=epsilon, zero_init=zero_init)
 
 
-def bn_act(x, *, name, activation="relu", epsilon=BN_EPSILON):
+def bn_act(x, *, name, activation="relu", epsilon=BN_EPSILON, zero_init=False):
     """Batch normalisation ``name_bn`` then the activation ``name_<activation>`` (none if ``activation`` is None):
     the tail of :func:`conv_bn_act`, for blocks whose convolution is not a ``Conv2D`` (depthwise)."""
-    x = keras.layers.BatchNormalization(epsilon=epsilon, name=f"{name}_bn")(x)
+    x = keras.layers.BatchNormalization(epsilon=epsilon, gamma_initializer="zeros" if zero_init else "ones",
+                                        name=f"{name}_bn")(x)
     if activation is None:
         return x
     suffix = activation if isinstance(activation, str) else "act"

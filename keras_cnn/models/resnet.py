@@ -100,10 +100,11 @@ class _Options:
     stride_in_1x1: bool
     se_reduction: int | None
     drop_path_mode: str
+    zero_init_last: bool
 
 
 def resnet(x, head, *, spec, preact=False, shortcut="B", cardinality=1, base_width=64, stride_in_1x1=False,
-           se_reduction=None, drop_path_rate=0.0, drop_path_mode="batch", dropout=0.0):
+           se_reduction=None, drop_path_rate=0.0, drop_path_mode="batch", dropout=0.0, zero_init_last=False):
     """Residual networks: ResNet (He et al., "Deep Residual Learning for Image Recognition", CVPR 2016), pre-
     activation ResNet (He et al., "Identity Mappings in Deep Residual Networks", ECCV 2016), ResNeXt (Xie et al.,
     "Aggregated Residual Transformations for Deep Neural Networks", CVPR 2017), SENet (Hu et al., "Squeeze-and-
@@ -117,10 +118,13 @@ def resnet(x, head, *, spec, preact=False, shortcut="B", cardinality=1, base_wid
     ``drop_path_rate`` (stochastic depth: drop probability 1 - p_L of the last block, linearly smaller for earlier
     ones), ``drop_path_mode`` ("batch": a block is dropped for the whole mini-batch and not computed, scaled by
     its survival probability at inference, as in the paper; "sample": per-sample drop path, rescaled in training)
-    and ``dropout`` before the classifier.
+    ``dropout`` before the classifier, and ``zero_init_last`` (zero the last BN gamma of every residual branch,
+    or its last kernel in v2, so each unit starts as the identity: timm's ``zero_init_last``, torchvision's
+    ``zero_init_residual``; the very deep v1 nets otherwise start with activations growing about 1.15x per unit
+    in inference mode, ~1e37 at the output of ResNet-1202).
     """
     options = _check_options(spec, preact, shortcut, cardinality, base_width, stride_in_1x1, se_reduction,
-                             drop_path_mode)
+                             drop_path_mode, zero_init_last)
     drop_path_rate = _validate.check_float("drop_path_rate", drop_path_rate, minimum=0.0, maximum=0.99)
     dropout = _validate.check_float("dropout", dropout, minimum=0.0, maximum=0.99)
     _allow_deep_graph(sum(spec.depths))
@@ -138,8 +142,10 @@ def resnet(x, head, *, spec, preact=False, shortcut="B", cardinality=1, base_wid
     return head.pooled(x, dropout=dropout)
 
 
-def _check_options(spec, preact, shortcut, cardinality, base_width, stride_in_1x1, se_reduction, drop_path_mode):
+def _check_options(spec, preact, shortcut, cardinality, base_width, stride_in_1x1, se_reduction, drop_path_mode,
+                   zero_init_last):
     _validate.check_bool("preact", preact)
+    _validate.check_bool("zero_init_last", zero_init_last)
     _validate.check_choice("shortcut", shortcut, SHORTCUTS)
     cardinality = _validate.check_int("cardinality", cardinality, minimum=1)
     base_width = _validate.check_int("base_width", base_width, minimum=1)
@@ -156,7 +162,8 @@ def _check_options(spec, preact, shortcut, cardinality, base_width, stride_in_1x
     if spec.widths[0] * base_width < 64:
         raise ValueError(f"base_width must be at least {-(-64 // spec.widths[0])} so that every stage keeps one "
                          f"channel per group; received {base_width}.")
-    return _Options(spec, preact, shortcut, cardinality, base_width, stride_in_1x1, se_reduction, drop_path_mode)
+    return _Options(spec, preact, shortcut, cardinality, base_width, stride_in_1x1, se_reduction, drop_path_mode,
+                    zero_init_last)
 
 
 def _allow_deep_graph(blocks):
@@ -185,7 +192,7 @@ def _stem(x, stem):
     return x
 
 
-def _conv(x, filters, kernel, *, name, stride=1, groups=1, batch_norm=True, activation="relu"):
+def _conv(x, filters, kernel, *, name, stride=1, groups=1, batch_norm=True, activation="relu", zero_init=False):
     """``conv_bn_act`` without bias; a strided kxk convolution pads (k-1)/2 on every side first, as PyTorch and
     Caffe do (Keras "same" would pad only the bottom/right), so ported weights see the same pixels."""
     padding = "same"
@@ -193,7 +200,7 @@ def _conv(x, filters, kernel, *, name, stride=1, groups=1, batch_norm=True, acti
         x = keras.layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x)
         padding = "valid"
     return conv_bn_act(x, filters, kernel, strides=stride, padding=padding, groups=groups, batch_norm=batch_norm,
-                       activation=activation, use_bias=False, name=name)
+                       activation=activation, use_bias=False, zero_init=zero_init, name=name)
 
 
 def _bn_relu(x, name):
@@ -248,7 +255,8 @@ def _branch(x, *, options, name, planes, out_channels, stride, preact):
         last = index == len(convs)
         # v1 ends in BN (added before the ReLU); v2 ends in the bare convolution, normalised by the next unit
         x = _conv(x, filters, kernel, stride=conv_stride, groups=groups, batch_norm=not (last and options.preact),
-                  activation=None if last else "relu", name=f"{name}_conv{index}")
+                  activation=None if last else "relu", zero_init=last and options.zero_init_last,
+                  name=f"{name}_conv{index}")
     if options.se_reduction:
         x = squeeze_excite(x, out_channels // options.se_reduction, name=f"{name}_se")
     return x
