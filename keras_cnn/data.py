@@ -76,36 +76,62 @@ def _to_model_input(image, image_size, channels):
     return tf.image.resize(image, image_size, antialias=True).numpy()
 
 
-def _folder(path, image_size, channels, limit):
+def scan_folder(path, *, workers=8):
+    """The readable images of a class-per-sub-folder tree: ``(files, labels, class_names, skipped)``.
+
+    Class names are the sorted sub-folder names. Every file is decoded once (in ``workers`` threads, where
+    TensorFlow's decoders release the GIL) so that an unreadable or corrupt one is skipped and counted here,
+    with a warning, instead of failing a ``tf.data`` pipeline in the middle of an epoch.
+    """
     import os
     import warnings
+    from concurrent.futures import ThreadPoolExecutor
 
-    import tensorflow as tf
-
-    if not os.path.isdir(path):
+    if not isinstance(path, str) or not os.path.isdir(path):
         raise ValueError(f"folder:PATH needs an existing folder with one sub-folder per class; received {path!r}.")
     names = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
     if not names:
         raise ValueError(f"folder {path!r} has no class sub-folders.")
-    images, labels, skipped = [], [], 0
-    for label, name in enumerate(names):
-        for file in sorted(os.listdir(os.path.join(path, name))):
-            try:
-                raw = tf.io.read_file(os.path.join(path, name, file))
-                image = tf.io.decode_image(raw, channels=3 if channels > 1 else 1, expand_animations=False)
-            except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.UnknownError):
-                skipped += 1
-                continue
-            images.append(_to_model_input(image, image_size, channels))
-            labels.append(label)
+    candidates = [(os.path.join(path, name, file), label) for label, name in enumerate(names)
+                  for file in sorted(os.listdir(os.path.join(path, name)))
+                  if os.path.isfile(os.path.join(path, name, file))]
+    with ThreadPoolExecutor(workers) as pool:
+        readable = list(pool.map(_decodes, (file for file, _ in candidates)))
+    kept = [pair for pair, ok in zip(candidates, readable) if ok]
+    skipped = len(candidates) - len(kept)
     if skipped:
-        warnings.warn(f"folder {path!r}: skipped {skipped} unreadable or corrupt file(s).", stacklevel=3)
-    if not images:
+        warnings.warn(f"folder {path!r}: skipped {skipped} unreadable or corrupt file(s).", stacklevel=2)
+    if not kept:
         raise ValueError(f"folder {path!r} holds no readable images.")
-    return np.stack(images), np.asarray(labels, dtype="int64"), names
+    return [f for f, _ in kept], np.asarray([label for _, label in kept], dtype="int64"), names, skipped
 
 
-def _tfds(name, split, image_size, channels, limit, data_dir, download):
+def _decodes(file):
+    import tensorflow as tf
+
+    try:
+        tf.io.decode_image(tf.io.read_file(file), channels=3, expand_animations=False)
+        return True
+    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.UnknownError):
+        return False
+
+
+def _folder(path, image_size, channels, limit):
+    import tensorflow as tf
+
+    files, labels, names, _ = scan_folder(path)
+    images = [_to_model_input(tf.io.decode_image(tf.io.read_file(file), channels=3 if channels > 1 else 1,
+                                                 expand_animations=False), image_size, channels)
+              for file in files[:limit]]
+    return np.stack(images), labels[:limit], names
+
+
+def tfds_dataset(name, split, *, data_dir=None, download=False):
+    """``(dataset of (image uint8, label), class_names)`` from tensorflow-datasets, read from ``data_dir``.
+
+    Downloads only with ``download=True``; a dataset that is not prepared there (or unknown, or that cannot be
+    fetched) is a ``ValueError`` saying so, never a traceback from inside tensorflow-datasets.
+    """
     try:
         import tensorflow_datasets as tfds
     except ImportError as error:
@@ -114,12 +140,18 @@ def _tfds(name, split, image_size, channels, limit, data_dir, download):
         builder = tfds.builder(name, data_dir=data_dir)
         if download:
             builder.download_and_prepare()
-        dataset = builder.as_dataset(split=split, as_supervised=True)
+        dataset = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
     except Exception as error:  # tfds raises many types for a missing, undownloadable or unknown dataset
-        hint = "and could not be downloaded" if download else "(pass download=True to fetch it; needs network)"
+        hint = "and could not be downloaded" if download else \
+            "(--download or download=True fetches it; needs network)"
         raise ValueError(f"tensorflow-datasets {name!r} (split {split!r}) is not prepared in "
                          f"data_dir={data_dir!r} {hint}: {error}") from error
+    names = builder.info.features["label"].names if "label" in builder.info.features else None
+    return dataset, names
+
+
+def _tfds(name, split, image_size, channels, limit, data_dir, download):
+    dataset, names = tfds_dataset(name, split, data_dir=data_dir, download=download)
     pairs = list(dataset.take(limit) if limit else dataset)
     x = np.stack([_to_model_input(image, image_size, channels) for image, _ in pairs])
-    names = builder.info.features["label"].names if "label" in builder.info.features else None
     return x, np.asarray([int(label) for _, label in pairs]), names

@@ -1,4 +1,4 @@
-"""The keras-cnn command line (export)."""
+"""The keras-cnn command line: export (train, evaluate and predict: tests/test_apps.py)."""
 
 import json
 import os
@@ -14,9 +14,9 @@ def test_export_command_writes_verified_files_and_a_summary(tmp_path, capsys):
     assert cli.main(["export", "--model", "lenet5", "--classes", "10", "--option", "pool=max",
                      "--format", "savedmodel,tflite,onnx", "--quantization", "int8", "--representative", "digits",
                      "--samples", "50", "--class-names", ",".join("0123456789"), "--output", str(tmp_path)]) == 0
-    assert sorted(os.listdir(tmp_path)) == ["lenet5", "lenet5.onnx", "lenet5_int8.labels.txt",
-                                            "lenet5_int8.tflite", "lenet5_int8.tflite.json"]
-    sidecar = json.loads((tmp_path / "lenet5_int8.tflite.json").read_text())
+    assert sorted(os.listdir(tmp_path)) == ["lenet5", "lenet5.int8.labels.txt", "lenet5.int8.tflite",
+                                            "lenet5.int8.tflite.json", "lenet5.onnx"]
+    sidecar = json.loads((tmp_path / "lenet5.int8.tflite.json").read_text())
     assert sidecar["class_names"] == list("0123456789") and sidecar["preprocessing"]["scale"] == 1 / 255
     out = capsys.readouterr().out
     assert "[3/3] onnx: done" in out and "Exported lenet5" in out and "max |diff| vs Keras" in out
@@ -33,8 +33,21 @@ def test_export_from_a_saved_keras_file(tmp_path):
 @pytest.mark.parametrize("argv, pattern", [
     (["export", "--model", "lenet5", "--format", "pdf"], "--format must list some of savedmodel, tflite, onnx"),
     (["export", "--model", "lenet5", "--quantization", "int8"], "needs --representative"),
-    (["frobnicate"], "usage: keras-cnn"),
+    (["export", "--model", "lenet5", "--format", "tflite", "--quantization", "none,fp8"],
+     "--quantization must list some of none, float16, dynamic, int8"),
+    (["frobnicate"], "usage: keras-cnn {train,evaluate,predict,export}"),
 ])
 def test_cli_errors_are_clear(argv, pattern, tmp_path):
     with pytest.raises(SystemExit, match=pattern):
         cli.main([*argv, "--output", str(tmp_path)] if argv[0] == "export" else argv)
+
+
+def test_export_writes_several_tflite_variants_in_one_run(tmp_path, capsys):
+    cli.main(["export", "--model", "lenet5", "--classes", "10", "--format", "tflite", "--quantization",
+              "none,float16,dynamic", "--output", str(tmp_path)])
+    assert sorted(os.listdir(tmp_path)) == ["lenet5.dynamic.tflite", "lenet5.dynamic.tflite.json",
+                                            "lenet5.float16.tflite", "lenet5.float16.tflite.json",
+                                            "lenet5.tflite", "lenet5.tflite.json"]
+    sizes = {q: (tmp_path / f"lenet5{q}.tflite").stat().st_size for q in ("", ".float16", ".dynamic")}
+    assert sizes[".dynamic"] < sizes[".float16"] < sizes[""]  # int8, float16 and float32 weights
+    assert "[3/3] tflite dynamic: done" in capsys.readouterr().out

@@ -4,16 +4,23 @@ The conversions cost 5-60 s a model on 2 cores, so CI runs one representative pe
 rest carry the ``slow`` mark: ``make test-all`` (or ``pytest -m slow``) runs them.
 """
 
+import keras
 import numpy as np
 import pytest
 
 import keras_cnn
 from keras_cnn import export
+from keras_cnn.layers import (CeilModeMaxPooling2D, ChannelShuffle, ChannelSplit, ConcatBNReLUConv, DropPath,
+                              LocalResponseNormalization, StochasticDepth, ZeroPadChannels)
+from keras_cnn.layers.inception_blocks import ScaledResidual
 from tests.conftest import small_size
 
-CI_EXPORT = {"lenet5", "nin", "googlenet", "inception_resnet_v2", "xception", "resnet18", "resnext50_32x4d",
-             "se_resnet50", "resnet20", "densenet121", "squeezenet1_1", "mobilenet_v3_small", "shufflenet_v2_x1_0",
-             "shufflenet_v1_g3", "efficientnet_b0"}
+# Cheap representatives of each head and block kind: flatten (lenet5), conv head (nin, squeezenet1_1), Inception
+# with ceil-mode pooling (googlenet), option-A shortcuts (resnet20), hard-swish/SE (mobilenet_v3_small), grouped
+# convolution (shufflenet_v1_g3: ONNX Conv group), split/shuffle (shufflenet_v2_x1_0). Every other keras_cnn layer
+# is exported by test_every_custom_layer_exports below.
+CI_EXPORT = {"lenet5", "nin", "googlenet", "resnet20", "squeezenet1_1", "mobilenet_v3_small", "shufflenet_v2_x1_0",
+             "shufflenet_v1_g3"}
 
 
 def export_params():
@@ -33,3 +40,31 @@ def test_exports_agree_with_keras(name, tmp_path):
     for result in results:
         assert result.max_abs_diff <= 1e-4 * max(1.0, float(np.abs(model.predict(images, verbose=0)).max()))
         assert result.top1_agreement == 1.0
+
+
+def _custom_layer_model():
+    """A small model through every keras_cnn layer a registered model can contain, in inference form."""
+    inputs = keras.Input((15, 15, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
+    x = CeilModeMaxPooling2D(3, 2)(x)  # 15 -> 7 (ceil mode), a padded last window
+    x = ChannelShuffle(2)(x)
+    x = keras.layers.Concatenate()(ChannelSplit(2)(x)[::-1])
+    x = ScaledResidual(0.2)([x, keras.layers.Conv2D(8, 1)(x)])
+    x = DropPath(0.2)(ZeroPadChannels(4)(x))
+    x = ConcatBNReLUConv(8, 3)([x, keras.layers.Conv2D(4, 1)(x)])
+    branch_in = keras.Input((None, None, 8))
+    branch = keras.Model(branch_in, keras.layers.Conv2D(8, 3, padding="same")(branch_in))
+    x = StochasticDepth(branch, survival_probability=0.8)([x, x])
+    x = LocalResponseNormalization()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(3)(x))
+
+
+def test_every_custom_layer_exports(tmp_path):
+    model = _custom_layer_model()
+    images = np.random.default_rng(0).uniform(0, 1, (4, 15, 15, 3)).astype("float32")
+    results = [export.to_saved_model(model, tmp_path / "sm", verify_data=images),
+               export.to_tflite(model, tmp_path / "custom.tflite", verify_data=images),
+               export.to_onnx(model, tmp_path / "custom.onnx", verify_data=images)]
+    for result in results:
+        assert result.max_abs_diff <= 1e-4 and result.top1_agreement == 1.0, result

@@ -19,7 +19,7 @@ from tests.conftest import small_size
 
 MOBILE = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v1_g3", "shufflenet_v2_x1_0",
           "squeezenet1_1", "efficientnet_b0"]
-CI_MODELS = {"squeezenet1_1", "shufflenet_v2_x1_0"}  # the rest carry the slow mark (make test-all)
+CI_MODELS = {"squeezenet1_1"}  # the rest carry the slow mark (make test-all)
 EXPORT_OPTIONS = {"shufflenet_v1_g3": {"grouped_conv": "split"}}  # TFLite has no int8 grouped Conv2D
 
 

@@ -8,7 +8,7 @@ import keras_cnn
 from keras_cnn import registry
 from tests.conftest import SMALL_CLASSES, model_params, random_images, small_model, small_size
 
-MODELS = model_params()
+MODELS = model_params(harness=True)
 
 
 @pytest.mark.parametrize("name", MODELS)

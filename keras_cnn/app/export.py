@@ -1,0 +1,222 @@
+"""Export a model to SavedModel (TF Serving layout), TFLite and ONNX, each verified in its runtime.
+
+With ``--from PATH.keras`` written by ``keras-cnn train``, the model's preprocessing record supplies the class
+names, the TFLite sidecar's pixel transform, the int8 calibration images (its training data) and the
+verification images (its test data); every export's top-1 agreement with Keras on the whole test split is
+printed and, with ``--report``, added to the JSON report. Files: ``<output>/<name>/<version>/`` (SavedModel),
+``<name>.tflite`` (float32), ``<name>.<quantization>.tflite``, ``<name>.onnx``, ``<name>.preprocessing.json``.
+"""
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from keras_cnn.app import flags
+
+FORMATS = ("savedmodel", "tflite", "onnx")
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+DEFAULT_PREPROCESSING = {"scale": 1 / 255, "offset": 0.0}  # our data loaders feed 8-bit pixels / 255
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="keras-cnn export", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="registered model name to build (random weights unless --weights)")
+    source.add_argument("--from", dest="from_path", metavar="PATH.keras", help="a saved .keras model to export")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="model option (repeatable)")
+    p.add_argument("--weights", help="with --model: a .weights.h5 file to load")
+    p.add_argument("--classes", type=flags.integer(1), default=1000, help="with --model: number of classes")
+    p.add_argument("--image-size", type=flags.integer(1), help="with --model: input height and width")
+    p.add_argument("--channels", type=flags.integer(1), help="with --model: input channels (default: the model's)")
+    p.add_argument("--preprocessing", metavar="JSON",
+                   help="preprocessing record (default: the one beside --from, if any)")
+    p.add_argument("--format", default="savedmodel,tflite,onnx",
+                   help="comma-separated formats among savedmodel, tflite, onnx (default: all)")
+    p.add_argument("--quantization", default="none",
+                   help="comma-separated TFLite variants among none (float32), float16, dynamic, int8 "
+                        "(int8 needs calibration images: --representative or a preprocessing record)")
+    p.add_argument("--io-dtype", default="float32", choices=("float32", "int8", "uint8"),
+                   help="int8 TFLite input/output type")
+    p.add_argument("--representative", help="int8 calibration images: digits | tfds:NAME[:SPLIT] | folder:PATH "
+                                            "(default: the record's training data)")
+    p.add_argument("--samples", type=flags.integer(1), default=300, help="calibration images to use")
+    p.add_argument("--data-dir", help="tensorflow-datasets data_dir for tfds: sources")
+    p.add_argument("--class-names", help="comma-separated class names (default: the record's)")
+    p.add_argument("--output", default="saved_models", help="output folder")
+    p.add_argument("--version", type=flags.integer(1), default=1, help="SavedModel version folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing SavedModel version")
+    p.add_argument("--opset", type=flags.integer(13), default=17, help="ONNX opset")
+    p.add_argument("--report", metavar="JSON", help="add each export's agreement with Keras to this JSON report")
+    return p
+
+
+def main(argv=None):
+    return run(parser().parse_args(argv))
+
+
+def run(args):
+    """Export as ``args`` says; returns the ``keras_cnn.export.ExportResult`` list."""
+    formats = _listed("--format", args.format, FORMATS)
+    quantizations = _listed("--quantization", args.quantization, QUANTIZATIONS)
+    from keras_cnn.app import preprocessing
+
+    model = _load_model(args)
+    record = preprocessing.find(args.from_path, args.preprocessing) if args.from_path or args.preprocessing \
+        else None
+    if "tflite" in formats and "int8" in quantizations and not (args.representative or (record and record.data)):
+        raise ValueError("--quantization int8 needs --representative digits | tfds:NAME[:SPLIT] | folder:PATH "
+                         "(or --from a model with a preprocessing record); received neither.")
+    test = _test_images(record)
+    jobs = _jobs(args, model, record, formats, quantizations, test)
+    results = []
+    for index, (label, job) in enumerate(jobs, start=1):
+        print(f"[{index}/{len(jobs)}] {label}: converting and verifying ...", flush=True)
+        start = time.perf_counter()
+        results.append(job())
+        print(f"[{index}/{len(jobs)}] {label}: done in {time.perf_counter() - start:.1f} s", flush=True)
+    if record is not None:
+        preprocessing.save(record, os.path.join(args.output, model.name + preprocessing.SUFFIX))
+    agreements = _agreements(model, results, test)
+    _summary(model.name, results, agreements, None if test is None else len(test))
+    if args.report:
+        _report(args.report, results, agreements, test)
+    return results
+
+
+def _listed(flag, text, allowed):
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if not values or set(values) - set(allowed):
+        raise ValueError(f"{flag} must list some of {', '.join(allowed)}; received {text!r}.")
+    return values
+
+
+def _jobs(args, model, record, formats, quantizations, test):
+    from keras_cnn import export
+
+    stem = os.path.join(args.output, model.name)
+    names = args.class_names.split(",") if args.class_names else list(record.class_names) if record else None
+    transform = record.pixel_transform() if record else DEFAULT_PREPROCESSING
+    verify = None if test is None else test[:4]
+    jobs = []
+    for fmt in formats:
+        if fmt == "savedmodel":
+            jobs.append((fmt, lambda: export.to_saved_model(model, stem, version=args.version,
+                                                           overwrite=args.overwrite, verify_data=verify)))
+        elif fmt == "onnx":
+            jobs.append((fmt, lambda: export.to_onnx(model, f"{stem}.onnx", opset=args.opset, verify_data=verify)))
+        else:
+            for q in quantizations:
+                jobs.append((f"tflite {q}", _tflite_job(args, model, record, stem, q, names, transform, verify)))
+    return jobs
+
+
+def _tflite_job(args, model, record, stem, quantization, names, transform, verify):
+    from keras_cnn import export
+
+    def job():
+        q = None if quantization == "none" else quantization
+        representative = _representative(args, model, record) if q == "int8" else None
+        return export.to_tflite(model, f"{stem}{'.' + q if q else ''}.tflite", quantization=q,
+                                representative_data=representative, io_dtype=args.io_dtype if q == "int8"
+                                else "float32", class_names=names, preprocessing=transform,
+                                num_calibration_samples=args.samples, verify_data=verify)
+
+    return job
+
+
+def _load_model(args):
+    import keras
+
+    import keras_cnn
+    from keras_cnn.cli import parse_options
+
+    if args.from_path:
+        return keras.saving.load_model(args.from_path, safe_mode=True)
+    entry = keras_cnn.registry.get(args.model)
+    height, width, channels = entry.default_input
+    return keras_cnn.build(args.model, input_shape=(args.image_size or height, args.image_size or width,
+                                                    args.channels or channels),
+                           classes=args.classes, weights=args.weights, **parse_options(args.option))
+
+
+def _representative(args, model, record):
+    """Calibration images, preprocessed as in training when there is a record."""
+    from keras_cnn import data
+    from keras_cnn.app import pipeline, sources
+
+    if record is not None and record.data and not args.representative:
+        split = sources.load(sources.from_json(record.data), ("train",), size=record.resize,
+                             channels=record.channels, limit=args.samples)["train"]
+        return pipeline.arrays(split, record)[0]
+    height, width, channels = model.inputs[0].shape[1:]
+    if height is None or width is None:
+        raise ValueError("--quantization int8 needs a model with a fixed input size (use --image-size); "
+                         f"received input shape {model.inputs[0].shape}.")
+    images, _, _ = data.load_images(args.representative, image_size=(height, width), channels=channels,
+                                    limit=args.samples, data_dir=args.data_dir)
+    return record.normalize(images).numpy() if record is not None else images
+
+
+def _test_images(record):
+    """The record's test split, preprocessed (None without a record or when its data is not available)."""
+    if record is None or not record.data:
+        return None
+    from keras_cnn.app import pipeline, sources
+
+    split = sources.load(sources.from_json(record.data), ("test",), size=record.resize,
+                         channels=record.channels)["test"]
+    return pipeline.arrays(split, record)[0]
+
+
+def _agreements(model, results, test):
+    """Per export: top-1 agreement and max |difference| with Keras over the whole test split."""
+    if test is None:
+        return {}
+    import keras
+
+    from keras_cnn.app import runners
+
+    expected = np.concatenate([keras.ops.convert_to_numpy(model(test[i:i + 256], training=False))
+                               for i in range(0, len(test), 256)])
+    agreements = {}
+    for result in results:
+        got = runners.load(result.path).predict(test)
+        agreements[result.path] = (float(np.mean(got.argmax(-1) == expected.argmax(-1))),
+                                   float(np.max(np.abs(got - expected))))
+    return agreements
+
+
+def _summary(name, results, agreements, count):
+    """One row per file: verification on the export's own images, then on the whole test split."""
+    from keras_cnn.app import report
+
+    headers = ["format", "size MB", "max |diff|", "top-1 agree"]
+    if agreements:
+        headers += [f"test top-1 ({count})", "test max |diff|"]
+    rows = []
+    for r in results:
+        row = [r.format + (f" ({r.quantization})" if r.quantization else ""), f"{r.size_bytes / 1e6:.2f}",
+               f"{r.max_abs_diff:.3g}", r.top1_agreement]
+        if agreements:
+            row += [agreements[r.path][0], f"{agreements[r.path][1]:.3g}"]
+        rows.append(row + [f"{r.path}  [{r.runtime}]"])
+    print(f"\nExported {name} (max |diff| vs Keras and top-1 agreement on the verification images):")
+    print(report.table(headers + ["file  [runtime]"], rows, left=(0, -1)))
+
+
+def _report(path, results, agreements, test):
+    from keras_cnn.app import report
+
+    exports = {}
+    for r in results:
+        key = r.format + (f"_{r.quantization}" if r.quantization else "")
+        exports[key] = {"path": r.path, "size_bytes": r.size_bytes, "runtime": r.runtime,
+                        "max_abs_diff": r.max_abs_diff, "top1_agreement": r.top1_agreement}
+        if r.path in agreements:
+            exports[key].update(test_images=len(test), test_top1_agreement=agreements[r.path][0],
+                                test_max_abs_diff=agreements[r.path][1])
+    report.merge(path, {"exports": exports})
+    print(f"added the exports to {path}")

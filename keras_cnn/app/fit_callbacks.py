@@ -1,0 +1,155 @@
+"""The training callbacks and what makes an interrupted run resume without losing or repeating anything.
+
+``BackupAndRestore`` saves the weights, the optimizer state and the epoch after every epoch; a new run of the same
+command restores them and continues with the next epoch. Around it: the CSV log drops the rows of epochs that
+the backup does not hold (written after the last backup, before a kill), so every epoch appears exactly once;
+``ModelCheckpoint`` starts from the best value logged so far, so a resumed run does not replace a better model.
+Order matters: ``ClassificationMetrics`` first (the others read its keys), the CSV log before the backup.
+"""
+
+import csv
+import json
+import math
+import os
+import time
+
+import keras
+
+from keras_cnn.callbacks import ClassificationMetrics
+from keras_cnn.models.inception import inference_model
+
+MAXIMIZED = ("acc", "auc", "f1", "precision", "recall")
+
+
+class ValidationMetrics(ClassificationMetrics):
+    """``ClassificationMetrics`` on the main output (auxiliary classifiers dropped), read as float32 (under mixed
+    precision the model outputs bfloat16 or float16, which keras_cnn.metrics rightly refuses)."""
+
+    def set_model(self, model):
+        main = inference_model(model)
+        if main.outputs[0].dtype != "float32":
+            output = keras.layers.Activation("linear", dtype="float32", name="float32_scores")(main.outputs[0])
+            main = keras.Model(main.inputs, output, name=main.name)
+        super().set_model(main)
+
+
+class ProgressFile(keras.callbacks.Callback):
+    """Writes ``{"epoch", "batch", "time"}`` to a JSON file after every batch (atomically): a heartbeat that
+    schedulers, dashboards and the resume test read to know how far training is."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        staging = f"{self.path}.tmp"
+        with open(staging, "w", encoding="utf-8") as file:
+            json.dump({"epoch": self._epoch, "batch": batch, "time": time.time()}, file)
+        os.replace(staging, self.path)
+
+
+class EpochScalars(keras.callbacks.Callback):
+    """The epoch logs as TensorBoard scalars with TensorFlow alone (``keras.callbacks.TensorBoard`` needs the
+    ``tensorboard`` package, which tensorflow-cpu does not install)."""
+
+    def __init__(self, log_dir):
+        super().__init__()
+        self.log_dir = log_dir
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        import tensorflow as tf
+        from tensorflow.core.framework import summary_pb2
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+        metadata = summary_pb2.SummaryMetadata(
+            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
+            data_class=summary_pb2.DATA_CLASS_SCALAR)
+        with self._writer.as_default(step=epoch):
+            for key, value in (logs or {}).items():
+                tf.summary.write(f"epoch_{key}", tf.constant(float(value), tf.float32), metadata=metadata)
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+
+
+def tensorboard(log_dir):
+    """Keras's TensorBoard callback when the ``tensorboard`` package is there, else :class:`EpochScalars`."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return EpochScalars(log_dir)
+    return keras.callbacks.TensorBoard(log_dir)
+
+
+def mode(monitor):
+    """"max" for accuracies, AUCs, F1, precision and recall; "min" for losses (Keras's "auto" would pick
+    "min" for ``val_pr_auc_macro``)."""
+    return "max" if any(word in monitor for word in MAXIMIZED) else "min"
+
+
+def resume_epoch(backup_dir):
+    """The epoch a run restored from ``backup_dir`` starts at (0 when there is no backup)."""
+    path = os.path.join(backup_dir, "training_metadata.json")
+    if not os.path.isfile(path):
+        return 0
+    with open(path, encoding="utf-8") as file:
+        return int(json.load(file)["epoch"])
+
+
+def read_log(path):
+    if not os.path.isfile(path):
+        return []
+    with open(path, newline="", encoding="utf-8") as file:
+        return list(csv.DictReader(file))
+
+
+def trim_log(path, epoch):
+    """Keep the rows of epochs before ``epoch`` (all of them are in the backup); none for a fresh run."""
+    rows = read_log(path)
+    if epoch == 0 or not rows:
+        if os.path.exists(path):
+            os.remove(path)
+        return []
+    kept = [row for row in rows if int(row["epoch"]) < epoch]
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(kept)
+    return kept
+
+
+def best_logged(rows, monitor):
+    """The best ``monitor`` value among logged rows (None when there is none)."""
+    values = [float(row[monitor]) for row in rows if row.get(monitor) not in (None, "")]
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return None
+    return max(values) if mode(monitor) == "max" else min(values)
+
+
+def standard(files, *, validation, class_names, monitor, patience, resume_from, backup=True,
+             progress_file=None, tensorboard_dir=None):
+    """The callback list of ``keras-cnn train`` (``files``: a ``RunFiles``)."""
+    callbacks = [ValidationMetrics(validation, class_names=class_names), keras.callbacks.TerminateOnNaN()]
+    rows = trim_log(files.log, resume_from)
+    callbacks.append(keras.callbacks.CSVLogger(files.log, append=True))
+    callbacks.append(keras.callbacks.ModelCheckpoint(
+        files.best, monitor=monitor, mode=mode(monitor), save_best_only=True, save_weights_only=True,
+        initial_value_threshold=best_logged(rows, monitor) if os.path.isfile(files.best) else None))
+    if backup:
+        callbacks.append(keras.callbacks.BackupAndRestore(files.backup, double_checkpoint=True))
+    if patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode(monitor), patience=patience))
+    if tensorboard_dir:
+        callbacks.append(tensorboard(tensorboard_dir))
+    if progress_file:
+        callbacks.append(ProgressFile(progress_file))
+    return callbacks

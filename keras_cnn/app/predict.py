@@ -1,0 +1,91 @@
+"""Top-k classes for image files or folders, from a .keras model or an export (SavedModel, .tflite, .onnx).
+
+Images are preprocessed by the model's record (the same resize, crop and normalisation as in training);
+unreadable files are reported and skipped. Example:
+``keras-cnn predict --model saved_models/lenet5.int8.tflite --top-k 3 my_digits/``.
+"""
+
+import argparse
+import json
+import os
+
+import numpy as np
+
+from keras_cnn.app import flags
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="keras-cnn predict", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    flags.add_model_file(p, ".keras file, SavedModel folder (or its TF Serving base folder), .tflite or .onnx")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER",
+                   help="image files, or folders whose image files (recursively) are all predicted")
+    p.add_argument("--top-k", type=flags.integer(1), default=5, help="classes shown per image (default: 5)")
+    p.add_argument("--batch-size", type=flags.integer(1), default=64, help="images per prediction batch")
+    p.add_argument("--json", metavar="PATH", help="also write the predictions to this JSON file")
+    return p
+
+
+def main(argv=None):
+    return run(parser().parse_args(argv))
+
+
+def run(args):
+    """Predict; returns ``{file: [(class name, probability), ...]}`` (top-k, most probable first)."""
+    from keras_cnn.app import runners
+
+    files = _files(args.inputs)
+    runner, record = runners.open_model(args.model, args.preprocessing)
+    top_k = min(args.top_k, len(record.class_names))
+    results, unreadable = {}, []
+    for start in range(0, len(files), args.batch_size):
+        batch, names = _read(files[start:start + args.batch_size], record, unreadable)
+        if names:
+            for name, scores in zip(names, runner.predict(batch)):
+                order = np.argsort(-scores)[:top_k]
+                results[name] = [(record.class_names[i], float(scores[i])) for i in order]
+    _print(results, unreadable)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as file:
+            json.dump({"model": args.model, "predictions": results, "unreadable": unreadable}, file, indent=2)
+    return results
+
+
+def _files(inputs):
+    files = []
+    for path in inputs:
+        if os.path.isdir(path):
+            files += sorted(os.path.join(root, f) for root, _, names in os.walk(path) for f in names)
+        elif os.path.isfile(path):
+            files.append(path)
+        else:
+            raise ValueError(f"IMAGE_OR_FOLDER must be existing files or folders; received {path!r}.")
+    if not files:
+        raise ValueError(f"IMAGE_OR_FOLDER holds no files; received {list(inputs)}.")
+    return files
+
+
+def _read(files, record, unreadable):
+    """Decoded, preprocessed images of ``files`` that are readable images; the others go to ``unreadable``."""
+    import tensorflow as tf
+
+    images, names = [], []
+    for file in files:
+        try:
+            image = tf.io.decode_image(tf.io.read_file(file), channels=3, expand_animations=False)
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.UnknownError):
+            unreadable.append(file)
+            continue
+        image = tf.image.convert_image_dtype(image, tf.float32)
+        images.append(record.prepare(tf.image.resize(image, record.resize, antialias=True)).numpy())
+        names.append(file)
+    return (np.stack(images) if images else None), names
+
+
+def _print(results, unreadable):
+    for name, top in results.items():
+        print(f"{name}: " + "  ".join(f"{label} {p:.4f}" for label, p in top))
+    if unreadable:
+        print(f"skipped {len(unreadable)} unreadable file(s): {', '.join(unreadable[:5])}"
+              + (" ..." if len(unreadable) > 5 else ""))
+    print(f"{len(results)} image(s) predicted", flush=True)

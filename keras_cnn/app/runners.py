@@ -1,0 +1,145 @@
+"""A ``.keras`` file or an export (SavedModel folder, ``.tflite``, ``.onnx``) as one function: images -> probabilities.
+
+Every runner takes preprocessed float32 images ``(N, H, W, C)`` and returns ``(N, classes)`` float32
+probabilities; integer (int8/uint8) TFLite inputs and outputs are quantized and dequantized with the scale and
+zero point the file records. ``Runner.input_shape`` is ``(H, W, C)`` (None where the model accepts any size).
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+
+KINDS = ("keras", "savedmodel", "tflite", "onnx")
+
+
+@dataclasses.dataclass(frozen=True)
+class Runner:
+    predict: object
+    input_shape: tuple
+    kind: str
+    path: str
+    model: object = None  # the Keras model, for kind "keras" (dense and multi-crop evaluation need it)
+
+
+def kind_of(path):
+    """"keras", "savedmodel", "tflite" or "onnx" from the path; a clear error for anything else."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        return "savedmodel"
+    for kind, suffix in (("keras", ".keras"), ("tflite", ".tflite"), ("onnx", ".onnx")):
+        if path.endswith(suffix) and os.path.isfile(path):
+            return kind
+    raise ValueError(f"--model must be an existing .keras file, SavedModel folder, .tflite or .onnx file; "
+                     f"received {path!r}.")
+
+
+def load(path, batch_size=64):
+    path = os.fspath(path)
+    return {"keras": _keras, "savedmodel": _saved_model, "tflite": _tflite, "onnx": _onnx}[kind_of(path)](
+        path, batch_size)
+
+
+def _batched(fn, batch_size):
+    def predict(images):
+        return np.concatenate([np.asarray(fn(images[i:i + batch_size]), dtype="float32")
+                               for i in range(0, len(images), batch_size)])
+
+    return predict
+
+
+def _keras(path, batch_size):
+    import keras
+
+    import keras_cnn  # noqa: F401  (registers the custom layers before loading)
+
+    model = keras.saving.load_model(path, safe_mode=True)
+    if len(model.outputs) != 1:
+        raise ValueError(f"{path!r} has {len(model.outputs)} outputs; expected one (keras-cnn train saves the main "
+                         "output only).")
+    function = _batched(lambda x: keras.ops.convert_to_numpy(model(x, training=False)), batch_size)
+    return Runner(function, tuple(model.input_shape[1:]), "keras", path, model)
+
+
+def _saved_model(path, batch_size):
+    import tensorflow as tf
+
+    folder = _version_folder(path)
+    signature = tf.saved_model.load(folder).signatures["serving_default"]
+    spec = signature.structured_input_signature[1]["image"]
+    function = _batched(lambda x: signature(image=tf.constant(x, tf.float32))["probabilities"].numpy(), batch_size)
+    return Runner(function, tuple(spec.shape[1:]), "savedmodel", folder)
+
+
+def _version_folder(path):
+    """``saved_models/lenet5`` (TF Serving's base path) -> its highest version ``saved_models/lenet5/<n>``."""
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return path
+    versions = sorted((int(d) for d in os.listdir(path) if d.isdigit()), reverse=True)
+    for version in versions:
+        if os.path.isfile(os.path.join(path, str(version), "saved_model.pb")):
+            return os.path.join(path, str(version))
+    raise ValueError(f"--model folder {path!r} is neither a SavedModel nor a TF Serving base folder with version "
+                     "sub-folders holding saved_model.pb.")
+
+
+def _tflite(path, batch_size):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # the TensorFlow copy of the interpreter runs the same files
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    interpreter = Interpreter(model_path=path)
+    runner = interpreter.get_signature_runner("serving_default")
+    given, wanted = runner.get_input_details()["image"], runner.get_output_details()["probabilities"]
+
+    def predict(images):
+        outputs = [runner(image=_quantize(image[None], given))["probabilities"] for image in images]
+        return np.concatenate([_dequantize(out, wanted) for out in outputs])
+
+    shape = tuple(int(d) if d > 0 else None for d in given["shape_signature"][1:])
+    return Runner(predict, shape, "tflite", path)
+
+
+def _quantize(x, details):
+    scale, zero_point = details["quantization"]
+    if not np.issubdtype(details["dtype"], np.integer):
+        return x.astype(details["dtype"])
+    info = np.iinfo(details["dtype"])
+    return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(details["dtype"])
+
+
+def _dequantize(y, details):
+    scale, zero_point = details["quantization"]
+    if not np.issubdtype(details["dtype"], np.integer):
+        return y.astype("float32")
+    return (y.astype("float32") - zero_point) * scale
+
+
+def _onnx(path, batch_size):
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+    function = _batched(lambda x: session.run(None, {input_name: x.astype("float32")})[0], batch_size)
+    shape = tuple(d if isinstance(d, int) else None for d in session.get_inputs()[0].shape[1:])
+    return Runner(function, shape, "onnx", path)
+
+
+def open_model(path, record_path=None):
+    """``(runner, record)``: the model and its preprocessing record (a [0, 1] default, said so, without one)."""
+    from keras_cnn.app import preprocessing
+
+    runner = load(path)
+    record = preprocessing.find(path, record_path)
+    if record is None:
+        height, width, channels = runner.input_shape
+        if None in (height, width, channels):
+            raise ValueError(f"{path!r} has no {preprocessing.SUFFIX} beside it and accepts any input size; pass "
+                             f"--preprocessing with the record written by keras-cnn train.")
+        classes = runner.predict(np.zeros((1, height, width, channels), "float32")).shape[-1]
+        record = preprocessing.create((height, width, channels), [str(i) for i in range(classes)])
+        print(f"note: no {preprocessing.record_path(path)}; assuming inputs in [0, 1] resized to {height}x{width} "
+              "and classes named by index.")
+    return runner, record

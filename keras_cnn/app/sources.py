@@ -1,0 +1,160 @@
+"""Data sources as ``tf.data``: ``digits``, ``folder:PATH`` and ``tfds:NAME[:SPLIT]`` split into train/val/test.
+
+Every split is a dataset of ``(image, label)`` with float32 images in [0, 1] already resized to a square
+``size`` (decoding and resizing run in parallel; unreadable files were skipped and counted before), plus its
+length and the class names. Splits are fixed: digits and folders use a stratified split by ``seed`` with the
+given fractions; tfds takes the validation set from the end of the training split and tests on ``test``.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from keras_cnn import _validate, data
+
+ROLES = ("train", "val", "test", "all")
+SOURCE_FORMS = "'digits', 'folder:PATH' or 'tfds:NAME[:SPLIT]'"
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    dataset: object  # tf.data.Dataset of (float32 image in [0, 1], int64 label)
+    count: int
+    class_names: tuple
+    skipped: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A parsed ``--data`` value and how it is split (all of it is recorded with the model)."""
+
+    source: str
+    seed: int = 0
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    data_dir: str = None
+    download: bool = False
+
+    @property
+    def kind(self):
+        return self.source.partition(":")[0]
+
+    def to_json(self):
+        return dataclasses.asdict(self)
+
+
+def parse(source, **split):
+    """Validate ``--data`` and the split fractions into a :class:`Source`."""
+    if not isinstance(source, str):
+        raise TypeError(f"--data must be {SOURCE_FORMS}; received {source!r}.")
+    kind, _, rest = source.partition(":")
+    if not ((kind == "digits" and not rest) or (kind in ("folder", "tfds") and rest)):
+        raise ValueError(f"--data must be {SOURCE_FORMS}; received {source!r}.")
+    parsed = Source(source, **split)
+    for name in ("val_fraction", "test_fraction"):
+        _validate.check_float(f"--{name.replace('_', '-')}", getattr(parsed, name), minimum=0.01, maximum=0.9)
+    if parsed.val_fraction + parsed.test_fraction >= 0.95:
+        raise ValueError(f"--val-fraction + --test-fraction must leave images to train on (< 0.95); received "
+                         f"{parsed.val_fraction} + {parsed.test_fraction}.")
+    return parsed
+
+
+def load(source, roles, *, size, channels, limit=None):
+    """``{role: Split}`` for the requested roles among train, val, test, all (``limit``: first N of each)."""
+    for role in roles:
+        _validate.check_choice("split", role, ROLES)
+    loader = {"digits": _digits, "folder": _folder, "tfds": _tfds}[source.kind]
+    splits = loader(source, roles, tuple(size), channels)
+    return {role: _limited(split, limit) for role, split in splits.items()}
+
+
+def _limited(split, limit):
+    if not limit or split.count <= limit:
+        return split
+    return dataclasses.replace(split, dataset=split.dataset.take(limit), count=limit)
+
+
+def _fractions(source):
+    return (1.0 - source.val_fraction - source.test_fraction, source.val_fraction, source.test_fraction)
+
+
+def _digits(source, roles, size, channels):
+    import tensorflow as tf
+
+    splits = data.digits(image_size=size, channels=channels, split=_fractions(source), seed=source.seed)
+    splits["all"] = tuple(np.concatenate(parts) for parts in zip(*splits.values()))
+    names = tuple(str(i) for i in range(data.DIGITS_CLASSES))
+    return {role: Split(tf.data.Dataset.from_tensor_slices(splits[role]), len(splits[role][1]), names)
+            for role in roles}
+
+
+def _folder(source, roles, size, channels):
+    from sklearn.model_selection import train_test_split
+
+    files, labels, names, skipped = data.scan_folder(source.source.partition(":")[2])
+    index = np.arange(len(files))
+    parts = {"all": index}
+    try:
+        train_val, parts["test"] = train_test_split(index, test_size=source.test_fraction, stratify=labels,
+                                                    random_state=source.seed)
+        parts["train"], parts["val"] = train_test_split(
+            train_val, test_size=source.val_fraction / (1.0 - source.test_fraction), stratify=labels[train_val],
+            random_state=source.seed)
+    except ValueError as error:  # too few images per class for a stratified split
+        raise ValueError(f"folder {source.source!r}: {len(files)} images in {len(names)} classes cannot be split "
+                         f"with --val-fraction {source.val_fraction} and --test-fraction "
+                         f"{source.test_fraction}: {error}") from error
+    return {role: Split(_decoded([files[i] for i in parts[role]], labels[parts[role]], size, channels),
+                        len(parts[role]), tuple(names), skipped) for role in roles}
+
+
+def _decoded(files, labels, size, channels):
+    import tensorflow as tf
+
+    def decode(file, label):
+        image = tf.io.decode_image(tf.io.read_file(file), channels=3, expand_animations=False)
+        return to_model_range(image, size, channels), label
+
+    dataset = tf.data.Dataset.from_tensor_slices((files, labels))
+    return dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def to_model_range(image, size, channels):
+    """uint8 (or float) image of any size -> float32 in [0, 1] at ``size`` with ``channels``."""
+    import tensorflow as tf
+
+    from keras_cnn.app.preprocessing import match_channels
+
+    image = tf.image.convert_image_dtype(image, tf.float32)
+    image = match_channels(tf.ensure_shape(image, (None, None, image.shape[-1])), channels)
+    return tf.image.resize(image, size, antialias=True)
+
+
+def _tfds(source, roles, size, channels):
+    import tensorflow as tf
+
+    name, _, explicit = source.source.partition(":")[2].partition(":")
+    result = {}
+    for role in roles:
+        split = (explicit or "train") if role in ("train", "val") else (explicit or ("test" if role == "test"
+                                                                                     else "train"))
+        dataset, names = data.tfds_dataset(name, split, data_dir=source.data_dir, download=source.download)
+        count = int(dataset.cardinality())
+        count = count if count >= 0 else int(dataset.reduce(0, lambda n, _: n + 1))  # unknown: count once
+        if role in ("train", "val"):  # the validation images are the last val_fraction of the training split
+            n_val = max(1, round(count * source.val_fraction))
+            dataset = dataset.take(count - n_val) if role == "train" else dataset.skip(count - n_val)
+            count = count - n_val if role == "train" else n_val
+        dataset = dataset.map(lambda image, label: (to_model_range(image, size, channels), label),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+        result[role] = Split(dataset, count, tuple(names or range(_classes(dataset))))
+    return result
+
+
+def _classes(dataset):
+    return int(max(int(label) for _, label in dataset)) + 1
+
+
+def from_json(values):
+    """The :class:`Source` a preprocessing record saved (``Source.to_json``)."""
+    return parse(values["source"], **{key: value for key, value in values.items() if key != "source"})
