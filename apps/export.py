@@ -1,7 +1,7 @@
 """Export a model to SavedModel (TF Serving), TFLite (LiteRT) and ONNX, each verified in its runtime.
 
 Same as ``keras-cnn export``; ``python apps/export.py --help`` lists the flags. Example:
-``python apps/export.py --from saved_models/lenet5_digits.keras --quantization int8 --representative digits``.
+``python apps/export.py --from saved_models/lenet5.keras --quantization int8 --representative digits``.
 """
 
 import os

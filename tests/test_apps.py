@@ -20,6 +20,7 @@ from keras_cnn.app import augment, fit_callbacks, preprocessing, recipes, source
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LENET = ["--model", "lenet5", "--option", "pool=max", "--option", "activation=relu"]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ROOT}
+TRAINED_GROUP = pytest.mark.xdist_group("trained_lenet5")  # one worker trains the shared model once
 
 
 def command(args):
@@ -56,24 +57,26 @@ def test_help_documents_every_flag(name, capsys):
     assert all(option in out for a in parser._actions for option in a.option_strings)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["train", "--epochs", "0"], "argument --epochs: must be an integer >= 1; received '0'"),
-    (["train", "--optimizer", "adagrad"], "argument --optimizer: invalid choice: 'adagrad' (choose from 'sgd', "
-                                          "'adam', 'adamw', 'rmsprop')"),
-    (["train", "--schedule", "linear"], "argument --schedule: invalid choice: 'linear'"),
+@pytest.mark.parametrize("argv, message, allowed", [
+    (["train", "--epochs", "0"], "argument --epochs: must be an integer >= 1; received '0'", ()),
+    (["train", "--optimizer", "adagrad"], "argument --optimizer: invalid choice: 'adagrad'", recipes.OPTIMIZERS),
+    (["train", "--schedule", "linear"], "argument --schedule: invalid choice: 'linear'", recipes.SCHEDULES),
     (["train", "--scale-jitter", "512,256"], "argument --scale-jitter: must be MIN,MAX with integers 1 <= MIN <= "
-                                             "MAX; received '512,256'"),
-    (["train", "--strategy", "ring"], "argument --strategy: invalid choice: 'ring' (choose from 'default', "
-                                      "'mirrored', 'multiworker')"),
-    (["train", "--val-fraction", "1.5"], "argument --val-fraction: must be a number in [0.01, 0.9]; received '1.5'"),
-    (["evaluate", "--model", "m.keras", "--mode", "ten-crop"], "argument --mode: invalid choice: 'ten-crop'"),
-    (["predict", "--model", "m.keras", "x.png", "--top-k", "0"], "argument --top-k: must be an integer >= 1"),
+                                             "MAX; received '512,256'", ()),
+    (["train", "--strategy", "ring"], "argument --strategy: invalid choice: 'ring'",
+     ("default", "mirrored", "multiworker")),
+    (["train", "--val-fraction", "1.5"], "argument --val-fraction: must be a number in [0.01, 0.9]; received '1.5'",
+     ()),
+    (["evaluate", "--model", "m.keras", "--mode", "ten-crop"], "argument --mode: invalid choice: 'ten-crop'",
+     ("single", "multi-crop", "dense")),
+    (["predict", "--model", "m.keras", "x.png", "--top-k", "0"], "argument --top-k: must be an integer >= 1", ()),
 ])
-def test_bad_flags_name_the_flag_and_the_allowed_values(argv, message, capsys):
+def test_bad_flags_name_the_flag_and_the_allowed_values(argv, message, allowed, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(argv)
     assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and all(value in err.split("invalid choice")[-1] for value in allowed)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -254,6 +257,7 @@ def trained(tmp_path_factory):
     return folder, summary
 
 
+@TRAINED_GROUP
 def test_train_writes_the_model_its_record_and_run_files(trained):
     folder, summary = trained
     assert summary["test_accuracy"] > 0.8  # three epochs of real learning: far above the 0.1 of chance
@@ -270,6 +274,7 @@ def test_train_writes_the_model_its_record_and_run_files(trained):
     assert os.listdir(folder / "lenet5_train" / "tensorboard")
 
 
+@TRAINED_GROUP
 def test_evaluate_prints_a_table_writes_plots_and_the_report(trained, capsys):
     from keras_cnn import metrics
     from keras_cnn.app import evaluate
@@ -294,6 +299,7 @@ def test_evaluate_prints_a_table_writes_plots_and_the_report(trained, capsys):
     assert report["roc_auc_macro"] == pytest.approx(metrics.roc_auc(y, scores, task="multiclass"), abs=1e-6)
 
 
+@TRAINED_GROUP
 def test_multi_crop_and_dense_evaluation_run_on_the_keras_model(trained):
     from keras_cnn.app import evaluate
 
@@ -307,6 +313,7 @@ def test_multi_crop_and_dense_evaluation_run_on_the_keras_model(trained):
     assert dense["roc_auc_macro"] == pytest.approx(single["roc_auc_macro"], abs=1e-6)
 
 
+@TRAINED_GROUP
 def test_export_then_predict_with_every_runtime(trained, tmp_path, capsys):
     from keras_cnn.app import export, predict
 
@@ -379,6 +386,18 @@ def test_auxiliary_heads_train_with_weight_0_3_and_are_dropped_when_saved(tmp_pa
     assert float(row["val_f1_micro"]) == pytest.approx(float(row["val_predictions_accuracy"]), abs=1e-6)
     model = keras.saving.load_model(tmp_path / "googlenet.keras")
     assert len(model.outputs) == 1 and model.output_shape == (None, 10)
+
+
+def test_custom_training_loop_matches_the_fit_logs_conventions(tmp_path):
+    from keras_cnn.app import train
+
+    summary = train.main([*LENET, "--loop", "custom", "--label-smoothing", "0.1", "--epochs", "2", "--limit", "128",
+                          "--batch-size", "16", "--output", str(tmp_path)])
+    assert summary["optimizer_steps"] == 2 * 8 and summary["epochs"] == [0, 1]
+    for row in read_csv(tmp_path / "lenet5_train" / "history.csv"):
+        # The loop's own validation accuracy (one-hot targets) equals the exact callback's micro F1.
+        assert float(row["val_accuracy"]) == pytest.approx(float(row["val_f1_micro"]), abs=1e-6)
+        assert 0.0 < float(row["accuracy"]) <= 1.0 and np.isfinite(float(row["val_loss"]))
 
 
 # ---------------------------------------------------------------- resume, strategies (fresh processes)

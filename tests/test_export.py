@@ -144,3 +144,19 @@ def test_bad_arguments(lenet, tmp_path, call, error, pattern):
     with pytest.raises(error, match=pattern):
         call(lenet, tmp_path / "out.tflite")
     assert not any(name.endswith(".tflite") for name in os.listdir(tmp_path))
+
+
+def _largest_scale_vector(path):
+    details = Interpreter(model_path=str(path)).get_tensor_details()
+    return max(len(d["quantization_parameters"]["scales"]) for d in details)
+
+
+def test_int8_per_tensor_option_uses_one_scale_per_weight_and_is_smaller(lenet, tmp_path):
+    kwargs = {"quantization": "int8", "representative_data": DIGITS["train"][0], "verify_data": DIGITS["test"][0][:32]}
+    per_channel = export.to_tflite(lenet, tmp_path / "pc.tflite", **kwargs)
+    per_tensor = export.to_tflite(lenet, tmp_path / "pt.tflite", per_channel=False, **kwargs)
+    assert _largest_scale_vector(per_channel.path) == 120  # C5: one scale per output channel
+    assert _largest_scale_vector(per_tensor.path) == 1
+    assert per_tensor.size_bytes < per_channel.size_bytes and per_tensor.top1_agreement >= 31 / 32
+    with pytest.raises(TypeError, match="per_channel must be True or False"):
+        export.to_tflite(lenet, tmp_path / "x.tflite", per_channel="no", **kwargs)

@@ -4,6 +4,6 @@ One module per command (``train``, ``evaluate``, ``predict``, ``export``), each 
 and ``main(argv)``; the pieces they share: ``flags`` (argument types and checks), ``sources`` (digits, folder:,
 tfds: as ``tf.data``), ``preprocessing`` (the record saved with every model), ``augment`` and ``pipeline``
 (training and evaluation input), ``recipes`` (optimizers, schedules, losses), ``fit_callbacks``, ``distribute``
-(strategies and the multi-worker training loop), ``runners`` (.keras files and exports as one predict
-function) and ``report`` (tables and the JSON report).
+(strategies and the multi-worker training loop), ``train_summary`` (the end of a run), ``runners`` (.keras
+files and exports as one predict function) and ``report`` (tables and the JSON report).
 """

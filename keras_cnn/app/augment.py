@@ -66,10 +66,10 @@ def per_batch(recipe, seed):
         return None
     import keras
 
-    layers = []
+    layers = []  # float32 whatever the mixed-precision policy: augmentation is input preparation
     if recipe.translate:
         layers.append(keras.layers.RandomTranslation(recipe.translate, recipe.translate, fill_mode="constant",
-                                                     seed=seed))
+                                                     seed=seed, dtype="float32"))
     if recipe.rotate:
-        layers.append(keras.layers.RandomRotation(recipe.rotate, fill_mode="constant", seed=seed))
+        layers.append(keras.layers.RandomRotation(recipe.rotate, fill_mode="constant", seed=seed, dtype="float32"))
     return keras.Sequential(layers)

@@ -75,9 +75,10 @@ def custom_fit(model, optimizer, *, losses, weights, train, steps, global_batch,
                validation=None, verbose=1, jit_compile=False):
     """Train ``model`` (built under ``strategy.scope()``) on the endless ``train`` dataset of global batches.
 
-    ``losses``/``weights``: one loss object (with ``reduction=None``: per-example values) and weight per output. ``callbacks`` run on a plain twin of
-    the model holding the trained weights after every epoch; ``validation`` (batches of ``(x, y)``) adds
-    ``val_loss`` and ``val_accuracy`` of the main output. Returns the twin, whose ``history`` is the History.
+    ``losses``/``weights``: one loss object (``reduction=None``: per-example values) and weight per output.
+    ``callbacks`` run on a plain twin of the model holding the trained weights after every epoch;
+    ``validation`` (batches of ``(x, y)``) adds ``val_loss`` and ``val_accuracy`` of the main output.
+    Returns the twin, whose ``history`` is the History.
     """
     import keras
 
@@ -110,18 +111,19 @@ def _step(model, optimizer, losses, weights, strategy, global_batch, jit_compile
     import tensorflow as tf
 
     def replica_step(images, labels):
+        targets = list(labels) if isinstance(labels, (tuple, list)) else [labels]  # one per output
         with tf.GradientTape() as tape:
             outputs = model(images, training=True)
             outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-            per_example = tf.add_n([w * _per_example(loss, labels, out) for loss, w, out
-                                    in zip(losses, weights, outputs)])
+            per_example = tf.add_n([w * _per_example(loss, target, out) for loss, w, target, out
+                                    in zip(losses, weights, targets, outputs)])
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
             if model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
             scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
         gradients = tape.gradient(scaled, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        correct = tf.cast(tf.equal(tf.argmax(outputs[0], -1), _class_index(labels)), tf.float32)
+        correct = tf.cast(tf.equal(tf.argmax(outputs[0], -1), _class_index(targets[0])), tf.float32)
         return tf.reduce_sum(per_example), tf.reduce_sum(correct), tf.cast(tf.size(correct), tf.float32)
 
     replica_step = tf.function(replica_step, jit_compile=jit_compile) if jit_compile else replica_step

@@ -7,7 +7,6 @@ Example: ``keras-cnn evaluate --model saved_models/lenet5.keras``.
 """
 
 import argparse
-import os
 
 import numpy as np
 

@@ -166,8 +166,12 @@ def _test_images(record):
         return None
     from keras_cnn.app import pipeline, sources
 
-    split = sources.load(sources.from_json(record.data), ("test",), size=record.resize,
-                         channels=record.channels)["test"]
+    try:
+        split = sources.load(sources.from_json(record.data), ("test",), size=record.resize,
+                             channels=record.channels)["test"]
+    except ValueError as error:  # the training data is not on this machine: verify on noise, as without a record
+        print(f"note: no test images to verify on ({error})")
+        return None
     return pipeline.arrays(split, record)[0]
 
 

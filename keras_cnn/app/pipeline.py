@@ -39,9 +39,8 @@ def training(split, record, recipe, *, batch_size, seed, targets, cache="auto", 
                               num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=tf.data.AUTOTUNE)
     batch_layers = augment.per_batch(recipe, seed)
-    if batch_layers is not None:
-        dataset = dataset.map(lambda images, labels: (batch_layers(images, training=True), labels),
-                              num_parallel_calls=tf.data.AUTOTUNE)
+    if batch_layers is not None:  # sequential: the layers' random state advances in one order, run after run
+        dataset = dataset.map(lambda images, labels: (batch_layers(images, training=True), labels))
     return dataset.map(lambda images, labels: (record.normalize(images), targets(labels)),
                        num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 

@@ -117,7 +117,7 @@ def centre_crop(x, size):
 
 
 def record_path(model_path):
-    """``saved_models/lenet5.int8.tflite`` or ``saved_models/lenet5/1`` -> ``saved_models/lenet5.preprocessing.json``."""
+    """``saved_models/lenet5.int8.tflite`` or ``.../lenet5/1`` -> ``saved_models/lenet5.preprocessing.json``."""
     path = os.fspath(model_path).rstrip("/\\")
     if os.path.isdir(path) and os.path.basename(path).isdigit():
         path = os.path.dirname(path)  # a SavedModel version folder; the record sits beside the model folder

@@ -172,7 +172,7 @@ def _train(args, strategy, started):
     with strategy.scope():
         model = _build(args, record, name)
     _check_precision(model)
-    resume_from = _resume_point(args, files, custom)
+    resume_from = _resume_point(args, files, custom, chief)
     _announce(args, model, data, strategy, resume_from, custom)
     history, trained, optimizer = (
         _custom(args, model, data, record, recipe, strategy, files, chief) if custom
@@ -190,8 +190,7 @@ def _train(args, strategy, started):
 def _data(args, entry):
     from keras_cnn.app import augment, pipeline, preprocessing, sources
 
-    height = width = args.image_size or None
-    height, width = height or entry.default_input[0], width or entry.default_input[1]
+    height, width = (args.image_size,) * 2 if args.image_size else entry.default_input[:2]
     channels = args.channels or entry.default_input[2]
     source = sources.parse(args.data, seed=args.seed, val_fraction=args.val_fraction,
                            test_fraction=args.test_fraction, data_dir=args.data_dir, download=args.download)
@@ -235,12 +234,15 @@ def _check_precision(model):
                          f"{model.name} has LRN layers ({', '.join(lrn[:3])}); train it in float32 or on a GPU.")
 
 
-def _resume_point(args, files, custom):
-    """The epoch a backup lets this run start at; a fresh run first clears the last run's backup and best."""
+def _resume_point(args, files, custom, chief):
+    """The epoch a backup lets this run start at; a fresh run first clears the last run's backup and best (the
+    chief only: the files are its own)."""
     import shutil
 
     from keras_cnn.app import fit_callbacks
 
+    if not chief:
+        return 0
     if not args.resume and os.path.isdir(files.backup):
         shutil.rmtree(files.backup)
     epoch = 0 if custom else fit_callbacks.resume_epoch(files.backup)
@@ -285,8 +287,8 @@ def _callbacks(args, model, data, record, files, resume_from, chief, backup=True
         return [fit_callbacks.ValidationMetrics(validation, class_names=list(record.class_names))], monitor
     os.makedirs(files.folder, exist_ok=True)
     return fit_callbacks.standard(files, validation=validation, class_names=list(record.class_names),
-                                  monitor=monitor, patience=args.patience, resume_from=resume_from, backup=backup, progress_file=args.progress_file,
-                                  tensorboard_dir=files.tensorboard), monitor
+                                  monitor=monitor, patience=args.patience, resume_from=resume_from, backup=backup,
+                                  progress_file=args.progress_file, tensorboard_dir=files.tensorboard), monitor
 
 
 def _fit(args, model, data, record, recipe, strategy, files, resume_from, chief):
