@@ -50,15 +50,25 @@ def multi_crop_predict(model, images, crops=10, crop_size=None, grid=None, resiz
         raise ValueError("crop_size is required when the model's input size is not fixed; received None.")
     _validate.check_int("crop_size", crop_size, minimum=1)
     offsets = _crop_offsets(crops, grid)
-    results = []
+    views, results = [], []
     for image in _as_list(images):
         if resize is not None:
             image = _resize_shorter(image, _validate.check_int("resize", resize, minimum=1))
         if min(image.shape[:2]) < crop_size:
             image = _resize_shorter(image, crop_size)
-        views = _crops(image, crop_size, offsets)
-        results.append(model.predict(views, batch_size=batch_size, verbose=0).mean(axis=0))
-    return np.stack(results)
+        views.append(_crops(image, crop_size, offsets))
+        if sum(map(len, views)) >= 4 * batch_size:  # the crops of many images share batches; memory stays bounded
+            results.append(_mean_per_image(model, views, batch_size))
+            views = []
+    if views:
+        results.append(_mean_per_image(model, views, batch_size))
+    return np.concatenate(results)
+
+
+def _mean_per_image(model, views, batch_size):
+    """Posteriors of the stacked crops of several images, averaged per image (each has the same crop count)."""
+    probabilities = _predict(model, np.concatenate(views), batch_size)
+    return probabilities.reshape(len(views), len(views[0]), -1).mean(axis=1)
 
 
 def multi_scale_predict(model, images, scales=(256, 384, 512), crops=10, grid=None, batch_size=32):

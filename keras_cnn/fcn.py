@@ -9,6 +9,8 @@ of class posteriors, one per window, at the network's total stride.
 import keras
 import numpy as np
 
+from keras_cnn.layers import WindowConv2D
+
 # Layers that act on each position's channel vector alone, so they carry over to maps unchanged.
 _POSITIONWISE = (keras.layers.Dropout, keras.layers.Activation, keras.layers.ReLU, keras.layers.LeakyReLU,
                  keras.layers.BatchNormalization, keras.layers.Softmax)
@@ -80,8 +82,8 @@ def _convert(layer, window):
     channels = kernel.shape[0] // int(np.prod(window))
     if channels * int(np.prod(window)) != kernel.shape[0]:
         raise ValueError(f"layer {layer.name!r}: kernel rows {kernel.shape[0]} do not match a {window} window.")
-    conv = keras.layers.Conv2D(layer.units, window, activation=layer.activation, use_bias=layer.use_bias,
-                               name=layer.name)
+    conv_class = WindowConv2D if window != (1, 1) else keras.layers.Conv2D  # a faster k×k, same result
+    conv = conv_class(layer.units, window, activation=layer.activation, use_bias=layer.use_bias, name=layer.name)
     conv.build((None, None, None, channels))
     # Flatten of an (h, w, c) map is row-major, so row (i * w + j) * c + k of the kernel is tap (i, j, k).
     conv.set_weights([kernel.reshape(*window, channels, layer.units), *bias])

@@ -93,7 +93,27 @@ def test_user_sequential_model_with_batch_norm_dropout_and_softmax():
     probs = fcn.predict(RNG.uniform(size=(1, 20, 30, 2)).astype("float32"), verbose=0)
     assert probs.shape == (1, 5, 11, 4)  # conv 3/2: 9x14 map, 5x4 windows
     np.testing.assert_allclose(probs.sum(axis=-1), 1.0, rtol=1e-5)  # softmax over channels per position
-    assert [type(l).__name__ for l in fcn.layers[-5:]] == ["Conv2D", "BatchNormalization", "ReLU", "Dropout", "Conv2D"]
+    assert [type(l).__name__ for l in fcn.layers[-5:]] == ["WindowConv2D", "BatchNormalization", "ReLU", "Dropout",
+                                                           "Conv2D"]
+    assert isinstance(fcn.layers[-5], keras.layers.Conv2D) and fcn.layers[-5].kernel.shape == (5, 4, 5, 6)
+
+
+def test_window_conv_equals_conv2d_and_reloads(tmp_path):
+    from keras_cnn.layers import WindowConv2D
+
+    x = RNG.normal(size=(2, 9, 8, 3)).astype("float32")
+    window = WindowConv2D(4, (3, 2), activation="relu", name="fc6")
+    conv = keras.layers.Conv2D(4, (3, 2), activation="relu")
+    conv.build(x.shape)
+    window.build(x.shape)
+    window.set_weights([w + RNG.normal(size=w.shape).astype("float32") for w in conv.get_weights()])
+    conv.set_weights(window.get_weights())
+    np.testing.assert_allclose(window(x), conv(x), rtol=1e-5, atol=1e-5)
+    model = keras.Sequential([keras.Input((None, None, 3)), window])
+    model.save(tmp_path / "w.keras")
+    np.testing.assert_allclose(keras.saving.load_model(tmp_path / "w.keras", safe_mode=True)(x), model(x), atol=1e-6)
+    with pytest.raises(ValueError, match="padding='valid'.*received padding='same'"):
+        WindowConv2D(4, 3, padding="same")
 
 
 def test_global_pooling_head_gives_class_score_maps():
@@ -158,6 +178,9 @@ def test_multi_crop_predict_matches_explicit_crops():
                                model.predict(image[None, 4:36, 4:36], verbose=0)[0], atol=1e-6)
     grid = evaluation.multi_crop_predict(model, [image, images(1, 33, 1)[0]], grid=3)
     assert grid.shape == (2, 4)
+    several = [image, images(1, 33, 1)[0], images(1, 36, 1)[0]]  # crops of several images share small batches
+    np.testing.assert_allclose(evaluation.multi_crop_predict(model, several, batch_size=2),
+                               [evaluation.multi_crop_predict(model, [one])[0] for one in several], atol=1e-6)
     scaled = evaluation.multi_scale_predict(model, image[None], scales=(32, 40), crops=5)
     assert scaled.shape == (1, 4)
     both = evaluation.dense_and_crop_predict(model, image[None], scales=(32, 40))

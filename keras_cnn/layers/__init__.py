@@ -8,7 +8,8 @@ from keras_cnn.layers.normalization import LocalResponseNormalization
 from keras_cnn.layers.pooling import CeilModeMaxPooling2D
 from keras_cnn.layers.residual import StochasticDepth, ZeroPadChannels
 from keras_cnn.layers.se import squeeze_excite
+from keras_cnn.layers.window_conv import WindowConv2D
 
 __all__ = ["CeilModeMaxPooling2D", "ChannelShuffle", "ChannelSplit", "ConcatBNReLUConv", "DropPath",
            "LocalResponseNormalization", "conv_bn_act", "squeeze_excite"]
-__all__ += ["StochasticDepth", "ZeroPadChannels"]
+__all__ += ["StochasticDepth", "WindowConv2D", "ZeroPadChannels"]
