@@ -43,18 +43,17 @@ def trained(name):
     return model, splits
 
 
-def mobile_params():
+SHORT_OF_AGREEMENT = pytest.mark.xfail(strict=True, reason="int8 top-1 agreement 0.94: residual additions "
+                                                           "saturate (README, Export)")
+
+
+def mobile_params(expected_failures=()):
     return [pytest.param(n, id=n, marks=[pytest.mark.xdist_group(f"int8-{n}")]
-                         + ([] if n in CI_MODELS else [pytest.mark.slow])) for n in MOBILE]
+                         + ([] if n in CI_MODELS else [pytest.mark.slow])
+                         + ([SHORT_OF_AGREEMENT] if n in expected_failures else [])) for n in MOBILE]
 
 
-def agreement_params():
-    return [pytest.param(*p.values, marks=list(p.marks) + ([pytest.mark.xfail(
-        strict=True, reason="int8 top-1 agreement 0.94: residual additions saturate (README, Export)")]
-        if p.values[0] == "shufflenet_v1_g3" else []), id=p.id) for p in mobile_params()]
-
-
-@pytest.mark.parametrize("name", agreement_params())
+@pytest.mark.parametrize("name", mobile_params(expected_failures={"shufflenet_v1_g3"}))
 def test_int8_agrees_with_float_on_held_out_digits(name, tmp_path):
     model, splits = trained(name)
     x_test = splits["test"][0]
