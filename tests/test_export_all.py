@@ -10,8 +10,9 @@ import pytest
 
 import keras_cnn
 from keras_cnn import export
-from keras_cnn.layers import (CeilModeMaxPooling2D, ChannelShuffle, ChannelSplit, ConcatBNReLUConv, DropPath,
-                              LocalResponseNormalization, StochasticDepth, ZeroPadChannels)
+from keras_cnn.layers import (CeilModeMaxPooling2D, ChannelShuffle, ChannelSplit, ConcatBNReLUConv,
+                              DepthwiseAveragePooling2D, DropPath, LocalResponseNormalization, StochasticDepth,
+                              ZeroPadChannels)
 from keras_cnn.layers.inception_blocks import ScaledResidual
 from tests.conftest import small_size
 
@@ -47,6 +48,7 @@ def _custom_layer_model():
     inputs = keras.Input((15, 15, 3))
     x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
     x = CeilModeMaxPooling2D(3, 2)(x)  # 15 -> 7 (ceil mode), a padded last window
+    x = keras.layers.Add()([DepthwiseAveragePooling2D(3, 1)(keras.layers.ZeroPadding2D(1)(x)), x])
     x = ChannelShuffle(2)(x)
     x = keras.layers.Concatenate()(ChannelSplit(2)(x)[::-1])
     x = ScaledResidual(0.2)([x, keras.layers.Conv2D(8, 1)(x)])

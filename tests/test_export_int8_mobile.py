@@ -2,8 +2,9 @@
 
 Top-1 agreement with the float Keras model on at least 98% of the 360 held-out digits, with per-channel and
 with per-tensor weights; the float model must have learned the digits first (>= 0.7; chance is 0.1), or the
-agreement would be vacuous. ShuffleNet v1 falls short (0.94: saturated residual additions, README Export) and
-is an expected failure. File size at 1000 classes: the issue asks for at most 0.27x the float32 file. With
+agreement would be vacuous. ShuffleNet v1 is exported in its int8 form (split groups, shortcut pooling as a
+depthwise convolution: with a pooling operator the residual sums saturate and agreement is 0.94-0.95, README
+Export). File size at 1000 classes: the issue asks for at most 0.27x the float32 file. With
 per-channel weights TFLite stores a float32 scale and an int64 zero point for every output channel of each
 kernel and of its int32 bias, so these small models measure 0.268-0.305 (held to measured + 0.01 so that a
 regression shows); ``per_channel=False`` meets 0.27.
@@ -23,10 +24,12 @@ from tests.test_int8 import estimate_batch_norm
 MOBILE = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v1_g3", "shufflenet_v2_x1_0",
           "squeezenet1_1", "efficientnet_b0"]
 CI_MODELS = {"squeezenet1_1"}  # the rest carry the slow mark (make test-all)
-EXPORT_OPTIONS = {"shufflenet_v1_g3": {"grouped_conv": "split"}}  # TFLite has no int8 grouped Conv2D
+# TFLite has no int8 grouped Conv2D, and an int8 AVERAGE_POOL_2D ties the scale of the sums it pools to a concatenation
+EXPORT_OPTIONS = {"shufflenet_v1_g3": {"grouped_conv": "split", "shortcut_pool": "depthwise"}}
 # (peak Adam learning rate, epochs), cosine decay: SqueezeNet has no batch norm, and at 2e-3 its ReLUs die and
-# it stays at chance. A barely trained model has many near-tied top-1 decisions that int8 rounding flips.
-RECIPE = {"squeezenet1_1": (5e-4, 15)}
+# it stays at chance. A barely trained model has many near-tied top-1 decisions that int8 rounding flips:
+# ShuffleNet v1 reaches 0.94 test accuracy in 10 epochs (agreement 0.975) and 0.97 in 20 (agreement 0.99).
+RECIPE = {"squeezenet1_1": (5e-4, 15), "shufflenet_v1_g3": (2e-3, 20)}
 DEFAULT_RECIPE = (2e-3, 10)
 
 
@@ -43,17 +46,12 @@ def trained(name):
     return model, splits
 
 
-SHORT_OF_AGREEMENT = pytest.mark.xfail(strict=True, reason="int8 top-1 agreement 0.94: residual additions "
-                                                           "saturate (README, Export)")
-
-
-def mobile_params(expected_failures=()):
+def mobile_params():
     return [pytest.param(n, id=n, marks=[pytest.mark.xdist_group(f"int8-{n}")]
-                         + ([] if n in CI_MODELS else [pytest.mark.slow])
-                         + ([SHORT_OF_AGREEMENT] if n in expected_failures else [])) for n in MOBILE]
+                         + ([] if n in CI_MODELS else [pytest.mark.slow])) for n in MOBILE]
 
 
-@pytest.mark.parametrize("name", mobile_params(expected_failures={"shufflenet_v1_g3"}))
+@pytest.mark.parametrize("name", mobile_params())
 def test_int8_agrees_with_float_on_held_out_digits(name, tmp_path):
     model, splits = trained(name)
     x_test = splits["test"][0]

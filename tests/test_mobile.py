@@ -10,7 +10,8 @@ import pytest
 
 import keras_cnn
 from keras_cnn import registry
-from keras_cnn.layers import CeilModeMaxPooling2D, ChannelShuffle, ChannelSplit, DropPath
+from keras_cnn.layers import (CeilModeMaxPooling2D, ChannelShuffle, ChannelSplit, DepthwiseAveragePooling2D,
+                              DropPath)
 from keras_cnn.layers.group_conv import transfer_group_conv_weights
 from keras_cnn.models.efficientnet import COMPOUND_SCALING
 from tests.test_param_counts import trainable_count
@@ -94,6 +95,18 @@ def test_ceil_mode_max_pooling_matches_the_clipped_windows(height, width):
     assert clone.get_config() == layer.get_config()
     with pytest.raises(ValueError, match="2 \\* \\(strides - 1\\) <= pool_size"):
         CeilModeMaxPooling2D(2, strides=3)
+
+
+@pytest.mark.parametrize("height, width, pool, strides", [(9, 9, 3, 2), (8, 11, 3, 2), (6, 6, 2, 2), (5, 7, 3, 1)])
+def test_depthwise_average_pooling_equals_average_pooling(height, width, pool, strides):
+    x = np.random.default_rng(0).normal(size=(2, height, width, 5)).astype("float32")
+    layer = DepthwiseAveragePooling2D(pool, strides=strides)
+    expected = keras.layers.AveragePooling2D(pool, strides=strides)(x).numpy()
+    np.testing.assert_allclose(layer(x).numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert layer.compute_output_shape((None, height, width, 5)) == (None, *expected.shape[1:])
+    assert not layer.weights
+    clone = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert clone.get_config() == layer.get_config()
 
 
 # --- MobileNet --------------------------------------------------------------------------------------------------
@@ -190,10 +203,13 @@ def test_channel_split_halves_in_order():
         ChannelSplit(4)(keras.Input((4, 4, 6)))
 
 
-def test_shufflenet_v1_split_form_equals_native_form():
+def test_shufflenet_v1_export_form_equals_native_form():
+    """Split groups and the shortcut average as a constant depthwise convolution: the int8 export form."""
     native = keras_cnn.build("shufflenet_v1_g3", input_shape=SMALL, classes=5, classifier_activation=None)
     split = keras_cnn.build("shufflenet_v1_g3", input_shape=SMALL, classes=5, classifier_activation=None,
-                            grouped_conv="split")
+                            grouped_conv="split", shortcut_pool="depthwise")
+    assert split.count_params() == native.count_params()  # the constant pooling kernel is not a weight
+    assert isinstance(split.get_layer("stage3_block1_shortcut_pool"), DepthwiseAveragePooling2D)
     assert trainable_count(split) == trainable_count(native)
     assert all(layer.groups == 1 for layer in split.layers if isinstance(layer, keras.layers.Conv2D))
     assert split.get_layer("stage3_block2_conv1_g3_bn") and split.get_layer("stage3_block2_conv2_concat")
@@ -231,6 +247,8 @@ def test_shufflenet_v1_table_1_widths_and_errors():
         keras_cnn.build("shufflenet_v1_g3", scale=0.75)
     with pytest.raises(ValueError, match="grouped_conv must be one of 'native', 'split'; received 'loop'"):
         keras_cnn.build("shufflenet_v1_g3", grouped_conv="loop")
+    with pytest.raises(ValueError, match="shortcut_pool must be one of 'average', 'depthwise'; received 'max'"):
+        keras_cnn.build("shufflenet_v1_g3", shortcut_pool="max")
 
 
 def test_shufflenet_v2_matches_table_5_and_keeps_half_the_channels():

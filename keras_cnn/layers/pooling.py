@@ -46,3 +46,35 @@ class CeilModeMaxPooling2D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides}
+
+
+@keras.saving.register_keras_serializable(package="keras_cnn")
+class DepthwiseAveragePooling2D(keras.layers.Layer):
+    """Average pooling ("valid" windows) computed as a depthwise convolution with a constant ``1 / k²`` kernel.
+
+    The same numbers as ``AveragePooling2D(pool_size, strides)`` (up to float rounding) and no weights. It
+    exists for full-integer TFLite: AVERAGE_POOL_2D must keep its input's int8 scale, so a pooled shortcut that
+    is concatenated ties the scale of the tensor it pools to the concatenation's range, and in ShuffleNet v1
+    that clips the residual sums that feed a stride-2 unit. A DEPTHWISE_CONV_2D requantizes its output, which
+    cuts that tie (README, Export).
+    """
+
+    def __init__(self, pool_size=3, strides=2, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = _validate.check_int("pool_size", pool_size, minimum=1)
+        self.strides = _validate.check_int("strides", strides, minimum=1)
+
+    def call(self, inputs):
+        channels = inputs.shape[-1]
+        kernel = ops.full((self.pool_size, self.pool_size, channels, 1), 1.0 / self.pool_size ** 2,
+                          dtype=inputs.dtype)
+        return ops.depthwise_conv(inputs, kernel, self.strides, padding="valid")
+
+    def compute_output_shape(self, input_shape):
+        def size(n):
+            return None if n is None else (n - self.pool_size) // self.strides + 1
+
+        return (input_shape[0], size(input_shape[1]), size(input_shape[2]), input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides}

@@ -12,6 +12,7 @@ from keras_cnn.layers.channel_shuffle import ChannelShuffle, ChannelSplit
 from keras_cnn.layers.conv import conv_bn_act
 from keras_cnn.layers.group_conv import GROUP_CONV_FORMS, group_conv_bn_act, transfer_group_conv_weights
 from keras_cnn.layers.mbconv import depthwise_bn_act, make_divisible
+from keras_cnn.layers.pooling import DepthwiseAveragePooling2D
 from keras_cnn.registry import register
 
 __all__ = ["shufflenet_v1", "shufflenet_v2", "transfer_group_conv_weights"]
@@ -23,9 +24,12 @@ SHUFFLENET_V1 = {1: (144, 288, 576), 2: (200, 400, 800), 3: (240, 480, 960), 4: 
                  8: (384, 768, 1536)}
 # conv1 width per scale in the authors' release (megvii-model/ShuffleNet-Series, ShuffleNetV1/network.py)
 V1_STEM = {0.5: 12, 1.0: 24, 1.5: 24, 2.0: 48}
+# the stride-2 units' shortcut pooling: a Keras pooling layer, or the same average as a constant depthwise
+# convolution (full-integer TFLite; see DepthwiseAveragePooling2D)
+SHORTCUT_POOLS = {"average": keras.layers.AveragePooling2D, "depthwise": DepthwiseAveragePooling2D}
 
 
-def shufflenet_v1(x, head, *, spec, scale=1.0, grouped_conv="native"):
+def shufflenet_v1(x, head, *, spec, scale=1.0, grouped_conv="native", shortcut_pool="average"):
     """ShuffleNet v1 (Zhang et al., "ShuffleNet: An Extremely Efficient Convolutional Neural Network for Mobile
     Devices", CVPR 2018), ``g = spec["groups"]``.
 
@@ -39,10 +43,13 @@ def shufflenet_v1(x, head, *, spec, scale=1.0, grouped_conv="native"):
     every group divides evenly; unchanged for g=3 and g=8) and sets conv1 to the release's 12/24/24/48 (rounded
     up to a multiple of g). ``grouped_conv="split"`` builds each group convolution as split -> per-group
     convolution -> concatenation (same function and parameters; for int8 TFLite export, see
-    :func:`transfer_group_conv_weights`).
+    :func:`transfer_group_conv_weights`). ``shortcut_pool="depthwise"`` computes the shortcut's average pooling
+    as a constant depthwise convolution (same function, no parameters), which keeps full-integer TFLite from
+    clipping the residual sums that feed it; export ShuffleNet v1 to int8 with both.
     """
     _validate.check_choice("scale", scale, tuple(V1_STEM))
     _validate.check_choice("grouped_conv", grouped_conv, GROUP_CONV_FORMS)
+    _validate.check_choice("shortcut_pool", shortcut_pool, tuple(SHORTCUT_POOLS))
     groups = spec["groups"]
     stem = -(-V1_STEM[scale] // groups) * groups
     x = _stem(x, stem)
@@ -50,11 +57,11 @@ def shufflenet_v1(x, head, *, spec, scale=1.0, grouped_conv="native"):
         width = make_divisible(width * scale, 4 * groups)
         for block in range(1, repeats + 1):
             x = _v1_unit(x, width, groups, strides=2 if block == 1 else 1, first_grouped=stage > 2 or block > 1,
-                         form=grouped_conv, name=f"stage{stage}_block{block}")
+                         form=grouped_conv, pool=SHORTCUT_POOLS[shortcut_pool], name=f"stage{stage}_block{block}")
     return head.pooled(x)
 
 
-def _v1_unit(x, width, groups, *, strides, first_grouped, form, name):
+def _v1_unit(x, width, groups, *, strides, first_grouped, form, pool, name):
     y = group_conv_bn_act(x, width // 4, 1, groups=groups if first_grouped else 1, form=form,
                           name=f"{name}_conv1")
     if groups > 1:
@@ -66,7 +73,7 @@ def _v1_unit(x, width, groups, *, strides, first_grouped, form, name):
     # Fig. 2c applies ReLU after the concatenation; the pooled shortcut of a ReLU output is never negative, so
     # ReLU on the residual branch alone is the same (the authors' code), and it fuses into the convolution
     y = group_conv_bn_act(y, width - x.shape[-1], 1, groups=groups, form=form, name=f"{name}_conv2")
-    shortcut = _torch_pool(x, keras.layers.AveragePooling2D, name=f"{name}_shortcut_pool")
+    shortcut = _torch_pool(x, pool, name=f"{name}_shortcut_pool")
     return keras.layers.Concatenate(name=f"{name}_concat")([shortcut, y])
 
 
