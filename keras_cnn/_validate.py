@@ -5,6 +5,7 @@ received, so a user mistake never surfaces as a traceback from deep inside Tenso
 """
 
 import numbers
+import os
 
 
 def check_bool(name, value):
@@ -57,6 +58,22 @@ def check_activation(name, value, allow_none=False):
         f"{name} must be {allowed}a callable or a Keras activation name such as 'softmax', 'sigmoid', "
         f"'relu', 'tanh', 'linear'; received {value!r}."
     )
+
+
+def check_model(value, name="model"):
+    """Return ``value`` if it is a ``keras.Model``."""
+    import keras
+
+    if not isinstance(value, keras.Model):
+        raise TypeError(f"{name} must be a keras.Model; received {type(value).__name__}.")
+    return value
+
+
+def check_path(name, value):
+    """Return ``os.fspath(value)`` if ``value`` is a ``str`` or ``os.PathLike``."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or os.PathLike); received {value!r} ({type(value).__name__}).")
+    return os.fspath(value)
 
 
 def _check_range(name, value, minimum, maximum):

@@ -14,17 +14,11 @@ from typing import Callable, NamedTuple
 import keras
 import numpy as np
 
+from . import _validate
 from . import metrics as _metrics
 
 # Beyond this many classes per-class curves and annotated cells stop being readable.
 MAX_PLOT_CLASSES = 20
-
-
-def _check_positive_int(name, value, allow_none=False):
-    if allow_none and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer{' or None' if allow_none else ''}; received {value!r}")
 
 
 def _single_output(prediction):
@@ -93,18 +87,24 @@ class ClassificationMetrics(keras.callbacks.Callback):
         plot_every_n_epochs=None,
     ):
         super().__init__()
-        _metrics._check_choice("task", task, _metrics.TASKS)
-        _check_positive_int("every_n_epochs", every_n_epochs)
-        _check_positive_int("plot_every_n_epochs", plot_every_n_epochs, allow_none=True)
+        _validate.check_choice("task", task, _metrics.TASKS)
+        _validate.check_int("every_n_epochs", every_n_epochs, minimum=1)
+        for name, value in (("plot_every_n_epochs", plot_every_n_epochs), ("batch_size", batch_size)):
+            if value is not None:
+                _validate.check_int(name, value, minimum=1)
+        _validate.check_bool("per_class", per_class)
+        _validate.check_bool("from_logits", from_logits)
         _metrics._check_real("threshold", threshold)
         if from_logits and not 0 < threshold < 1:
             raise ValueError(f"threshold must be in (0, 1) with from_logits=True; received {threshold!r}")
+        if isinstance(class_names, str):
+            raise TypeError(f"class_names must be None or a list of names; received the string {class_names!r}")
         if task == "binary" and class_names is not None and len(class_names) != 2:
             raise ValueError(
                 f"class_names for task='binary' must be two names (negative, positive); received {len(class_names)}"
             )
         if not isinstance(prefix, str):
-            raise ValueError(f"prefix must be a string; received {prefix!r}")
+            raise TypeError(f"prefix must be a string; received {prefix!r}")
         self._arrays, self._dataset = self._split_validation_data(validation_data)
         self.task = task
         self.prefix = prefix
@@ -127,7 +127,13 @@ class ClassificationMetrics(keras.callbacks.Callback):
                     "validation_data must be (x, y) or a dataset of (x, y) batches; received a "
                     f"{type(data).__name__} of length {len(data)} (sample weights are not supported)"
                 )
-            return (data[0], np.asarray(data[1])), None
+            x, y = data[0], np.asarray(data[1])
+            if hasattr(x, "shape"):  # arrays and tensors; a dict of inputs is left to Keras
+                samples = [a.shape[0] if len(a.shape) else 0 for a in (x, y)]
+                if samples[0] != samples[1]:
+                    raise ValueError(f"validation_data x and y must have the same number of samples; received "
+                                     f"{samples[0]} and {samples[1]}")
+            return (x, y), None
         if not hasattr(data, "__iter__") or isinstance(data, (np.ndarray, str, dict)):
             raise ValueError(
                 f"validation_data must be (x, y) or a dataset of (x, y) batches; received {type(data).__name__}"

@@ -19,7 +19,7 @@ def parse_options(pairs):
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"--option must be KEY=VALUE; received {pair!r}")
+            raise ValueError(f"--option must be KEY=VALUE; received {pair!r}.")
         try:
             options[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):

@@ -5,6 +5,8 @@ returns class posteriors of shape ``(N, classes)``. The model is used as given: 
 preprocessed for it (same scaling as in training).
 """
 
+import numbers
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -22,13 +24,16 @@ def dense_predict(model, images, scales=(256, 384, 512), flip=True, reduce="mean
     scales and, with ``flip``, the horizontal flip. ``model`` is converted with :func:`keras_cnn.to_fcn` unless
     it is already fully convolutional (4-D output).
     """
+    _validate.check_model(model)
     _validate.check_choice("reduce", reduce, REDUCTIONS)
     _validate.check_bool("flip", flip)
-    fcn = model if len(model.output_shape) == 4 else to_fcn(model)
+    _validate.check_int("batch_size", batch_size, minimum=1)
     scales = _check_scales(scales, _native_size(model))
+    images = _as_list(images, model)
+    fcn = model if len(model.output_shape) == 4 else to_fcn(model)
     total = 0.0
     for scale in scales:
-        resized = [_resize_shorter(image, scale) for image in _as_list(images)]
+        resized = [_resize_shorter(image, scale) for image in images]
         for flipped in (False, True) if flip else (False,):
             views = [im[:, ::-1] if flipped else im for im in resized]
             maps = _predict_grouped(fcn, views, batch_size)
@@ -45,15 +50,16 @@ def multi_crop_predict(model, images, crops=10, crop_size=None, grid=None, resiz
     (VGG's 5×5×2). ``crop_size`` defaults to the model's input size; ``resize`` (optional) first rescales each
     image's shorter side; an image smaller than the crop is scaled up to it.
     """
-    crop_size = crop_size or _native_size(model)
-    if crop_size is None:
-        raise ValueError("crop_size is required when the model's input size is not fixed; received None.")
-    _validate.check_int("crop_size", crop_size, minimum=1)
+    _validate.check_model(model)
+    crop_size = _check_crop_size(crop_size, _native_size(model))
+    _validate.check_int("batch_size", batch_size, minimum=1)
+    if resize is not None:
+        _validate.check_int("resize", resize, minimum=1)
     offsets = _crop_offsets(crops, grid)
     views, results = [], []
-    for image in _as_list(images):
+    for image in _as_list(images, model):
         if resize is not None:
-            image = _resize_shorter(image, _validate.check_int("resize", resize, minimum=1))
+            image = _resize_shorter(image, resize)
         if min(image.shape[:2]) < crop_size:
             image = _resize_shorter(image, crop_size)
         views.append(_crops(image, crop_size, offsets))
@@ -73,6 +79,7 @@ def _mean_per_image(model, views, batch_size):
 
 def multi_scale_predict(model, images, scales=(256, 384, 512), crops=10, grid=None, batch_size=32):
     """Multi-crop evaluation at several test scales Q (shorter side), averaged over the scales (VGG §3.2)."""
+    _validate.check_model(model)
     scales = _check_scales(scales, _native_size(model))
     return np.mean([multi_crop_predict(model, images, crops=crops, grid=grid, resize=scale,
                                        batch_size=batch_size) for scale in scales], axis=0)
@@ -84,15 +91,25 @@ def dense_and_crop_predict(model, images, scales=(256, 384, 512), crops=10, grid
     return (dense + multi_scale_predict(model, images, scales=scales, crops=crops, grid=grid)) / 2.0
 
 
-def _as_list(images):
-    if isinstance(images, np.ndarray) and images.ndim == 4:
-        return list(images)
-    if isinstance(images, (list, tuple)) and images and all(np.ndim(im) == 3 for im in images):
-        return [np.asarray(im, dtype="float32") for im in images]
-    raise ValueError(
-        f"images must be an (N, H, W, C) array or a non-empty list of (H, W, C) arrays; received "
-        f"{type(images).__name__}{' of shape ' + str(images.shape) if isinstance(images, np.ndarray) else ''}."
-    )
+def _as_list(images, model):
+    """``images`` as a list of float32 ``(H, W, C)`` arrays with the model's channel count."""
+    is_array = isinstance(images, np.ndarray)
+    if not (is_array and images.ndim == 4 and len(images)) and not (
+            isinstance(images, (list, tuple)) and images and all(np.ndim(im) == 3 for im in images)):
+        raise ValueError(
+            f"images must be an (N, H, W, C) array with N >= 1 or a non-empty list of (H, W, C) arrays; received "
+            f"{type(images).__name__}{' of shape ' + str(images.shape) if is_array else ''}."
+        )
+    try:
+        images = [np.asarray(image, dtype="float32") for image in images]
+    except (TypeError, ValueError):
+        raise TypeError(f"images must hold numbers; received {np.asarray(images[0]).dtype} values.") from None
+    channels = model.input_shape[-1]
+    wrong = [image.shape for image in images if image.shape[-1] != channels]
+    if wrong:
+        raise ValueError(f"images must have {channels} channel(s), as the model's input; received an image of shape "
+                         f"{wrong[0]}.")
+    return images
 
 
 def _native_size(model):
@@ -104,9 +121,24 @@ def _native_size(model):
     return height
 
 
+def _check_crop_size(crop_size, native):
+    """The model's own input size unless it accepts any size; then ``crop_size`` is required."""
+    if crop_size is None:
+        if native is None:
+            raise ValueError("crop_size is required when the model's input size is not fixed; received None.")
+        return native
+    _validate.check_int("crop_size", crop_size, minimum=1)
+    if native is not None and crop_size != native:
+        raise ValueError(f"crop_size must be the model's fixed input size {native} (or None); received {crop_size}.")
+    return crop_size
+
+
 def _check_scales(scales, native):
-    if isinstance(scales, (int, np.integer)):
+    if isinstance(scales, numbers.Integral):
         scales = (scales,)
+    if not isinstance(scales, (list, tuple, np.ndarray)):
+        raise TypeError(f"scales must be a shorter-side size or a sequence of them, e.g. (256, 384, 512); received "
+                        f"{scales!r}.")
     scales = tuple(_validate.check_int("scales", s, minimum=1) for s in scales)
     if not scales:
         raise ValueError("scales must name at least one shorter-side size; received ().")

@@ -2,8 +2,9 @@
 
 Every function writes into a temporary file or folder beside the target, loads the result in its runtime,
 compares it with Keras on the same images and only then moves it into place, so a failure leaves nothing
-half-written. The TFLite and ONNX files are converted from the same ``serving_default`` function as the
-SavedModel, so all three expose one input ``image`` (dynamic batch) and one output ``probabilities``.
+half-written (no file, no new folder); an existing export is replaced only with ``overwrite=True``. The TFLite
+and ONNX files are converted from the same ``serving_default`` function as the SavedModel, so all three expose
+one input ``image`` (dynamic batch) and one output ``probabilities``.
 """
 
 import contextlib
@@ -50,30 +51,32 @@ def to_saved_model(model, directory, version=1, overwrite=False, *, verify_data=
     ``tf.saved_model.load`` (within 1e-4 of Keras) and renamed at the end.
     """
     _check_model(model)
+    directory = _validate.check_path("directory", directory)
     version = _validate.check_int("version", version, minimum=1)
     _validate.check_bool("overwrite", overwrite)
-    target = os.path.join(os.fspath(directory), str(version))
+    _check_images("verify_data", verify_data, model)
+    target = os.path.join(directory, str(version))
     if os.path.exists(target) and not overwrite:
         raise FileExistsError(f"SavedModel version {target!r} exists; pass overwrite=True or another version.")
-    os.makedirs(directory, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=directory)
-    try:
-        _write_saved_model(model, staging)
-        images = _verification_images(model, verify_data)
-        got = tf.saved_model.load(staging).signatures["serving_default"](image=tf.constant(images))
-        result = _compare(model, images, got["probabilities"].numpy(), None, target, "savedmodel",
-                          f"tensorflow {tf.__version__}")
-        if os.path.exists(target):
-            shutil.rmtree(target)
-        os.replace(staging, target)
-        return dataclasses.replace(result, size_bytes=_folder_size(target))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with _folders_for(target):
+        staging = tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=directory)
+        try:
+            _write_saved_model(model, staging)
+            images = _verification_images(model, verify_data)
+            got = tf.saved_model.load(staging).signatures["serving_default"](image=tf.constant(images))
+            result = _compare(model, images, got["probabilities"].numpy(), None, target, "savedmodel",
+                              f"tensorflow {tf.__version__}")
+            if os.path.exists(target):
+                shutil.rmtree(target)
+            os.replace(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return dataclasses.replace(result, size_bytes=_folder_size(target))
 
 
 def to_tflite(model, path, quantization=None, representative_data=None, io_dtype="float32", *,
               class_names=None, preprocessing=None, num_calibration_samples=300, per_channel=True,
-              verify_data=None):
+              verify_data=None, overwrite=False):
     """Convert to a ``.tflite`` file, verified with LiteRT, plus a ``<path>.json`` sidecar and labels file.
 
     ``quantization``: None (float32), "float16", "dynamic" (int8 weights, float activations) or "int8" (full
@@ -86,8 +89,35 @@ def to_tflite(model, path, quantization=None, representative_data=None, io_dtype
     ``per_channel=False`` quantizes each weight tensor with one scale instead of one per output channel: TFLite
     stores a float32 scale and an int64 zero point per channel for a kernel and again for its int32 bias, which
     is 7-20% of a small mobile model's int8 file; one scale saves that at some cost in accuracy (README, Export).
+    The three files are written together or not at all; existing ones are replaced only with ``overwrite=True``.
     """
+    path = _check_tflite_arguments(model, path, quantization, representative_data, io_dtype, class_names,
+                                   preprocessing, num_calibration_samples, per_channel, verify_data)
+    files = [path, f"{path}.json"] + ([_labels_path(path)] if class_names else [])
+    _check_free(files, overwrite)
+    with tempfile.TemporaryDirectory() as staging:
+        _write_saved_model(model, staging)
+        converter = _converter(staging, quantization, representative_data, io_dtype, num_calibration_samples,
+                               per_channel)
+        flatbuffer = converter.convert()
+        interpreter, runtime = _interpreter(flatbuffer)
+        if quantization == "int8":
+            _check_integer_only(interpreter)
+        images = _verification_images(model, verify_data)
+        result = _compare(model, images, _run_tflite(interpreter, images), quantization, path, "tflite", runtime)
+    sidecar = _tflite_sidecar(model, interpreter, result, preprocessing, class_names, path)
+    contents = [flatbuffer, json.dumps(sidecar, indent=2).encode()]
+    if class_names:
+        contents.append(("\n".join(map(str, class_names)) + "\n").encode())
+    _write_files(dict(zip(files, contents)))
+    return dataclasses.replace(result, size_bytes=len(flatbuffer))
+
+
+def _check_tflite_arguments(model, path, quantization, representative_data, io_dtype, class_names,
+                            preprocessing, num_calibration_samples, per_channel, verify_data):
+    """Every argument of :func:`to_tflite` before the conversion; returns the path as a string."""
     _check_model(model)
+    path = _validate.check_path("path", path)
     _validate.check_choice("quantization", quantization, QUANTIZATIONS)
     _validate.check_choice("io_dtype", io_dtype, IO_DTYPES)
     if io_dtype != "float32" and quantization != "int8":
@@ -95,36 +125,45 @@ def to_tflite(model, path, quantization=None, representative_data=None, io_dtype
     if quantization == "int8" and representative_data is None:
         raise ValueError("quantization='int8' needs representative_data: an array or tf.data dataset of about "
                          f"{num_calibration_samples} training images to calibrate activation ranges; received None.")
-    path = os.fspath(path)
-    with tempfile.TemporaryDirectory() as staging:
-        _write_saved_model(model, staging)
-        converter = _converter(staging, quantization, representative_data, io_dtype, num_calibration_samples,
-                               _validate.check_bool("per_channel", per_channel))
-        flatbuffer = converter.convert()
-        interpreter, runtime = _interpreter(flatbuffer)
-        if quantization == "int8":
-            _check_integer_only(interpreter)
-        images = _verification_images(model, verify_data)
-        result = _compare(model, images, _run_tflite(interpreter, images), quantization, path, "tflite", runtime)
-        _replace_file(path, flatbuffer)
-    sidecar = _tflite_sidecar(model, interpreter, result, preprocessing, class_names, path)
-    _replace_file(f"{path}.json", json.dumps(sidecar, indent=2).encode())
-    if class_names:
-        _replace_file(_labels_path(path), ("\n".join(map(str, class_names)) + "\n").encode())
-    return dataclasses.replace(result, size_bytes=len(flatbuffer))
+    _check_images("representative_data", representative_data, model)
+    _check_images("verify_data", verify_data, model)
+    _validate.check_int("num_calibration_samples", num_calibration_samples, minimum=1)
+    _validate.check_bool("per_channel", per_channel)
+    _check_class_names(class_names, model)
+    try:  # the sidecar is written after the conversion; a value it cannot hold must fail before
+        json.dumps(preprocessing)
+    except (TypeError, ValueError):
+        raise TypeError(f"preprocessing must be None or a JSON-serialisable dict such as {{'scale': 1 / 255}}; "
+                        f"received {preprocessing!r}.") from None
+    return path
 
 
-def to_onnx(model, path, opset=17, *, verify_data=None):
+def _check_class_names(class_names, model):
+    if class_names is None:
+        return
+    if isinstance(class_names, str) or not hasattr(class_names, "__len__"):
+        raise TypeError(f"class_names must be None or a list of names; received {class_names!r}.")
+    classes = model.outputs[0].shape[-1]
+    if len(class_names) != classes:
+        raise ValueError(f"class_names must have one name per class ({classes}, the model's outputs); received "
+                         f"{len(class_names)}.")
+
+
+def to_onnx(model, path, opset=17, *, verify_data=None, overwrite=False):
     """Convert with tf2onnx (input ``image`` with a dynamic batch, output ``probabilities``).
 
-    Verified with onnxruntime at batch 1 and batch N within 1e-4 of Keras before the file is moved into place.
+    Verified with onnxruntime at batch 1 and batch N within 1e-4 of Keras before the file is moved into place;
+    an existing file is replaced only with ``overwrite=True``.
     """
     import onnxruntime
     import tf2onnx
 
     _check_model(model)
-    opset = _validate.check_int("opset", opset, minimum=13)
-    path = os.fspath(path)
+    path = _validate.check_path("path", path)
+    # the newest opset this tf2onnx writes; above it tf2onnx fails only after the whole conversion
+    opset = _validate.check_int("opset", opset, minimum=13, maximum=max(tf2onnx.constants.OPSET_TO_IR_VERSION))
+    _check_images("verify_data", verify_data, model)
+    _check_free([path], overwrite)
     function, signature = _serving_function(model)
     with _grouped_conv_as_one_node():
         proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=opset)
@@ -136,7 +175,7 @@ def to_onnx(model, path, opset=17, *, verify_data=None):
     runtime = f"onnxruntime {onnxruntime.__version__}"
     _compare(model, images, single, None, path, "onnx", runtime)
     result = _compare(model, images, batched, None, path, "onnx", runtime)
-    _replace_file(path, data)
+    _write_files({path: data})
     return dataclasses.replace(result, size_bytes=len(data))
 
 
@@ -168,13 +207,38 @@ def _grouped_conv_as_one_node():
 
 
 def _check_model(model):
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"model must be a keras.Model; received {type(model).__name__}.")
+    _validate.check_model(model)
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ValueError(f"export needs one image input and one output; {model.name!r} has {len(model.inputs)} "
                          f"and {len(model.outputs)} (strip auxiliary classifiers first).")
     if len(model.inputs[0].shape) != 4 or model.inputs[0].shape[-1] is None:
         raise ValueError(f"export needs an (batch, height, width, channels) input; received {model.inputs[0].shape}.")
+
+
+def _check_images(name, data, model):
+    """``data`` is None, an image array or a ``tf.data`` dataset whose images fit the model's input."""
+    if data is None:
+        return
+    if isinstance(data, tf.data.Dataset):
+        spec = data.element_spec[0] if isinstance(data.element_spec, tuple) else data.element_spec
+        shape = tuple(spec.shape)
+    elif isinstance(data, np.ndarray):
+        shape = data.shape
+    else:
+        raise TypeError(f"{name} must be an image array or a tf.data.Dataset; received {type(data).__name__}.")
+    expected = tuple(model.inputs[0].shape[1:])
+    if len(shape) not in (3, 4) or any(e is not None and g is not None and e != g
+                                       for e, g in zip(expected, shape[-3:])):
+        raise ValueError(f"{name} must hold images of the model's input shape {expected}, as (N, H, W, C) or "
+                         f"(H, W, C); received shape {shape}.")
+
+
+def _check_free(paths, overwrite):
+    """Refuse to replace an existing file unless ``overwrite`` (checked before any conversion work)."""
+    _validate.check_bool("overwrite", overwrite)
+    existing = [p for p in paths if os.path.exists(p)]
+    if existing and not overwrite:
+        raise FileExistsError(f"{existing[0]!r} exists; pass overwrite=True to replace it.")
 
 
 def _serving_function(model):
@@ -200,7 +264,6 @@ def _converter(saved_model, quantization, representative_data, io_dtype, samples
     if quantization == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if quantization == "int8":
-        _validate.check_int("num_calibration_samples", samples, minimum=1)
         converter.representative_dataset = lambda: ([s] for s in _samples(representative_data, samples))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = converter.inference_output_type = getattr(tf, io_dtype)
@@ -208,14 +271,12 @@ def _converter(saved_model, quantization, representative_data, io_dtype, samples
 
 
 def _samples(data, limit):
-    """Single images ``(1, H, W, C)`` float32 from an array or a dataset of images or (images, labels)."""
+    """Single images ``(1, H, W, C)`` float32 from an array or a dataset of images or (images, labels) (checked
+    by ``_check_images``)."""
     if isinstance(data, tf.data.Dataset):
         data = (element[0] if isinstance(element, tuple) else element for element in data)
-    elif isinstance(data, np.ndarray):
-        data = [data]
     else:
-        raise TypeError(f"representative_data must be an image array or a tf.data.Dataset; received "
-                        f"{type(data).__name__}.")
+        data = [data]
     count = 0
     for batch in data:
         batch = np.asarray(batch, dtype="float32")
@@ -240,16 +301,25 @@ def _interpreter(flatbuffer):
 
 
 def _check_integer_only(interpreter):
-    """Refuse Flex/custom operators and float tensors anywhere but the quantize/dequantize boundary ops."""
+    """Refuse Flex/custom operators and float tensors anywhere but the model's float input and output, which one
+    QUANTIZE and one DEQUANTIZE convert (a DEQUANTIZE inside the graph would hand floats to the next op)."""
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    boundary = {d["index"] for d in interpreter.get_input_details() + interpreter.get_output_details()}
+    offenders = {}  # op name -> its first float tensor
     for op in interpreter._get_ops_details():
         name = op["op_name"]
         if name.startswith("Flex") or name in ("CUSTOM", "DELEGATE"):
             raise ExportVerificationError(f"int8 model contains the non-builtin operator {name!r}.")
-        dtypes = {tensors[i]["dtype"] for i in (*op["inputs"], *op["outputs"]) if i >= 0}
-        if name not in BOUNDARY_OPS and any(np.issubdtype(d, np.floating) for d in dtypes):
-            raise ExportVerificationError(f"int8 model computes {name!r} in floating point; the model has an op "
-                                          "TFLite cannot quantize.")
+        floats = [tensors[i]["name"] for i in (*op["inputs"], *op["outputs"]) if i >= 0
+                  and np.issubdtype(tensors[i]["dtype"], np.floating)
+                  and not (name in BOUNDARY_OPS and i in boundary)]
+        if floats:
+            offenders.setdefault(name, floats[0])
+    if offenders:
+        # the op without an int8 kernel first, before the DEQUANTIZE that feeds it
+        names = sorted(offenders, key=lambda n: n in BOUNDARY_OPS)
+        raise ExportVerificationError(f"int8 model computes {', '.join(names)} in floating point (tensor "
+                                      f"{offenders[names[0]]!r}); the model has an op TFLite cannot quantize.")
 
 
 def _run_tflite(interpreter, images):
@@ -317,18 +387,47 @@ def _labels_path(path):
     return f"{os.path.splitext(path)[0]}.labels.txt"
 
 
-def _replace_file(path, data):
-    """Write ``data`` to a temporary file in the same folder, then rename it over ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+@contextlib.contextmanager
+def _folders_for(path):
+    """Create the missing folders above ``path``; if the block fails, remove them again (those left empty)."""
+    missing, folder = [], os.path.dirname(os.path.abspath(path))
+    while not os.path.isdir(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    if missing:
+        os.makedirs(missing[0])
     try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(staging, path)
+        yield
     except BaseException:
-        os.unlink(staging)
+        for folder in missing:  # innermost first
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
         raise
+
+
+def _write_files(contents):
+    """Write ``{path: bytes}`` all or nothing: each into a temporary file beside its target, then rename them all
+    (a rename within a folder does not fail halfway), so a failure leaves neither new nor partial files."""
+    staged = []
+    with contextlib.ExitStack() as folders:
+        for path in contents:
+            folders.enter_context(_folders_for(path))
+        try:
+            for path, data in contents.items():
+                handle, staging = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(os.path.abspath(path)))
+                staged.append((staging, path))
+                _write(handle, data)
+            for staging, path in staged:
+                os.replace(staging, path)
+        finally:
+            for staging, _ in staged:
+                if os.path.exists(staging):
+                    os.unlink(staging)
+
+
+def _write(handle, data):
+    with os.fdopen(handle, "wb") as file:
+        file.write(data)
 
 
 def _folder_size(folder):

@@ -9,6 +9,7 @@ of class posteriors, one per window, at the network's total stride.
 import keras
 import numpy as np
 
+from keras_cnn import _validate
 from keras_cnn.layers import WindowConv2D
 
 # Layers that act on each position's channel vector alone, so they carry over to maps unchanged.
@@ -27,8 +28,7 @@ def to_fcn(model):
     result does not share variables with ``model``. A layer that cannot be converted raises ``ValueError``
     naming it.
     """
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"model must be a keras.Model; received {type(model).__name__}.")
+    _validate.check_model(model)
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ValueError(
             f"to_fcn needs a model with one input and one output; {model.name!r} has {len(model.inputs)} "

@@ -35,7 +35,7 @@ import warnings
 
 import numpy as np
 
-from . import _curves
+from . import _curves, _validate
 
 TASKS = ("binary", "multiclass", "multilabel")
 AVERAGES = ("macro", "micro", None)
@@ -90,12 +90,6 @@ class _Data:
 # ---------------------------------------------------------------- validation
 
 
-def _check_choice(name, value, allowed):
-    if value not in allowed:
-        shown = ", ".join(repr(a) for a in allowed)
-        raise ValueError(f"{name} must be one of {shown}; received {value!r}")
-
-
 def _check_real(name, value, minimum=None):
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     if not ok or not np.isfinite(value) or (minimum is not None and value <= minimum):
@@ -146,7 +140,7 @@ def _class_indices(y_true, n_classes):
 
 
 def _prepare(y_true, y_score, task):
-    _check_choice("task", task, TASKS)
+    _validate.check_choice("task", task, TASKS)
     y_true = _as_numeric("y_true", y_true)
     y_score = _as_numeric("y_score", y_score)
     if y_true.shape[0] != y_score.shape[0]:
@@ -228,7 +222,7 @@ def _single(name, value, reason, pooled):
 
 def _ranking(name, method, reason, y_true, y_score, task, average):
     data = _prepare(y_true, y_score, task)
-    _check_choice("average", average, AVERAGES)
+    _validate.check_choice("average", average, AVERAGES)
     if task == "binary" or average == "micro":
         return _single(name, getattr(data.pooled(), method)(), reason, task != "binary")
     per_class = np.array([getattr(r, method)() for r in data.per_class()])
@@ -268,7 +262,7 @@ def _micro(kind, tp, n_pred, n_true, beta=1.0):
 
 def _thresholded(name, kind, y_true, y_score, task, average, threshold, beta=1.0):
     data = _prepare(y_true, y_score, task)
-    _check_choice("average", average, AVERAGES)
+    _validate.check_choice("average", average, AVERAGES)
     _check_real("threshold", threshold)
     tp, n_pred, n_true = _counts(data, threshold)
     if task == "binary" or average == "micro":
@@ -364,7 +358,7 @@ def confusion_matrix(y_true, y_score, *, task="binary", threshold=0.5):
 
 def _curves_for(name, curve, y_true, y_score, task, average, drop_intermediate):
     data = _prepare(y_true, y_score, task)
-    _check_choice("average", average, ("micro", None))
+    _validate.check_choice("average", average, ("micro", None))
     if task == "binary" or average == "micro":
         return curve(data.pooled(), drop_intermediate)
     curves = [curve(r, drop_intermediate) for r in data.per_class()]
@@ -406,6 +400,7 @@ def classification_summary(y_true, y_score, *, task="binary", threshold=0.5, per
     """
     data = _prepare(y_true, y_score, task)
     _check_real("threshold", threshold)
+    _validate.check_bool("per_class", per_class)
     tp, n_pred, n_true = _counts(data, threshold)
     ranked = data.per_class()
     pooled = ranked[0] if task == "binary" else data.pooled(ranked)

@@ -57,49 +57,6 @@ def test_help_documents_every_flag(name, capsys):
     assert all(option in out for a in parser._actions for option in a.option_strings)
 
 
-@pytest.mark.parametrize("argv, message, allowed", [
-    (["train", "--epochs", "0"], "argument --epochs: must be an integer >= 1; received '0'", ()),
-    (["train", "--optimizer", "adagrad"], "argument --optimizer: invalid choice: 'adagrad'", recipes.OPTIMIZERS),
-    (["train", "--schedule", "linear"], "argument --schedule: invalid choice: 'linear'", recipes.SCHEDULES),
-    (["train", "--scale-jitter", "512,256"], "argument --scale-jitter: must be MIN,MAX with integers 1 <= MIN <= "
-                                             "MAX; received '512,256'", ()),
-    (["train", "--strategy", "ring"], "argument --strategy: invalid choice: 'ring'",
-     ("default", "mirrored", "multiworker")),
-    (["train", "--val-fraction", "1.5"], "argument --val-fraction: must be a number in [0.01, 0.9]; received '1.5'",
-     ()),
-    (["evaluate", "--model", "m.keras", "--mode", "ten-crop"], "argument --mode: invalid choice: 'ten-crop'",
-     ("single", "multi-crop", "dense")),
-    (["predict", "--model", "m.keras", "x.png", "--top-k", "0"], "argument --top-k: must be an integer >= 1", ()),
-])
-def test_bad_flags_name_the_flag_and_the_allowed_values(argv, message, allowed, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert message in err and all(value in err.split("invalid choice")[-1] for value in allowed)
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["train", "--data", "imagenet"], "--data must be 'digits', 'folder:PATH' or 'tfds:NAME[:SPLIT]'; received "
-                                      "'imagenet'"),
-    (["train", "--model", "lenet6"], "Unknown model name 'lenet6'. Closest: lenet5"),
-    (["train", "--random-crop", "16"], "--random-crop must be at least the input size 32; received 16"),
-    (["train", "--random-crop", "40", "--scale-jitter", "40,48"], "--random-crop and --scale-jitter both choose"),
-    (["train", "--strategy", "multiworker"], "--strategy multiworker needs the cluster in the TF_CONFIG"),
-    (["train", "--strategy", "multiworker", "--loop", "fit"], "--loop fit cannot run under --strategy multiworker"),
-    (["train", "--val-fraction", "0.5", "--test-fraction", "0.5"], "--val-fraction + --test-fraction must leave"),
-    (["predict", "--model", "missing.keras", "x.png"], "IMAGE_OR_FOLDER must be existing files or folders"),
-    (["evaluate", "--model", "missing.onnx"], "--model must be an existing .keras file, SavedModel folder"),
-    (["export", "--model", "lenet5", "--quantization", "int4"], "--quantization must list some of none, float16, "
-                                                               "dynamic, int8; received 'int4'"),
-])
-def test_user_errors_are_one_line_messages(argv, message, monkeypatch, tmp_path):
-    monkeypatch.delenv("TF_CONFIG", raising=False)
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main([*argv, "--output", str(tmp_path)] if argv[0] in ("train", "export") else argv)
-    assert message in str(exit_info.value) and str(exit_info.value).startswith(f"keras-cnn {argv[0]}: error:")
-
-
 # ---------------------------------------------------------------- data sources
 
 

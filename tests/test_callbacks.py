@@ -206,26 +206,6 @@ def test_save_plots_for_other_tasks(tmp_path, task):
     assert all(open(p, "rb").read(8) == PNG_MAGIC for p in paths)
 
 
-def _one_shot():
-    yield X_VAL, Y_VAL
-
-
-@pytest.mark.parametrize("kwargs, match", [
-    ({"task": "foo"}, "task must be one of 'binary', 'multiclass', 'multilabel'; received 'foo'"),
-    ({"every_n_epochs": 0}, "every_n_epochs must be a positive integer; received 0"),
-    ({"plot_every_n_epochs": 1.5}, "plot_every_n_epochs must be a positive integer or None"),
-    ({"validation_data": (X_VAL, Y_VAL, np.ones(90))}, "sample weights are not supported"),
-    ({"validation_data": _one_shot()}, "validation_data must be re-iterable"),
-    ({"validation_data": X_VAL}, "validation_data must be"),
-    ({"task": "binary", "class_names": ["a", "b", "c"]}, "class_names for task='binary' must be two names"),
-    ({"from_logits": True, "threshold": 1.0}, r"threshold must be in \(0, 1\) with from_logits=True"),
-])
-def test_bad_arguments_raise_value_error(kwargs, match):
-    kwargs = {"validation_data": (X_VAL, Y_VAL), **kwargs}
-    with pytest.raises(ValueError, match=match):
-        ClassificationMetrics(**kwargs)
-
-
 def test_dataset_must_yield_pairs():
     dataset = tf.data.Dataset.from_tensor_slices(X_VAL).batch(30)
     callback = ClassificationMetrics(dataset)

@@ -1,22 +1,20 @@
 """Full-integer (int8) TFLite export of the mobile family, run in LiteRT (issue 5).
 
-Each model is built small (34x34, 10 classes, logits) and trained for two short epochs on scikit-learn's digits,
-so that its logits separate the classes: a randomly initialised network's logits are dominated by per-class
-offsets, and its top-1 decisions sit within int8 rounding noise of each other. Batch-norm statistics are then
-set from the training images, and the model is converted with a representative dataset to TFLite with int8
-builtin operators only; float32 enters and leaves through one QUANTIZE and one DEQUANTIZE. The quantized model
-must agree with the float model on held-out digits.
+Each model is built small (34x34, 10 classes, logits) and trained for two short epochs on scikit-learn's digits
+(``keras_cnn.data.digits``), so that its logits separate the classes: a randomly initialised network's logits are
+dominated by per-class offsets, and its top-1 decisions sit within int8 rounding noise of each other. Batch-norm
+statistics are then set from the training images, and ``keras_cnn.export.to_tflite`` converts the model with a
+representative dataset to TFLite with int8 builtin operators only; it refuses a file with Flex or custom operators
+or with float tensors other than the float32 input and output, which one QUANTIZE and one DEQUANTIZE convert. The
+quantized model must agree with the float model on the held-out digits.
 """
-
-import functools
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
-from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 import keras_cnn
+from keras_cnn import data, export
 from keras_cnn.layers.group_conv import transfer_group_conv_weights
 
 SIZE, CLASSES = 34, 10  # at 34 SqueezeNet 1.1 pools 16/8/4-pixel maps, so its ceil-mode padding is exported
@@ -33,7 +31,6 @@ INT8_MODELS = {
 }
 # the exported copy of a trained model: ShuffleNet v1's group convolutions in split form (same weights)
 EXPORT_OPTIONS = {"shufflenet_v1_g3": {"grouped_conv": "split"}}
-BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE")
 # builtins that show the family's own layers were exported as intended (int8 like every other op)
 EXPECTED_OPS = {
     "mobilenet_v3_small": {"HARD_SWISH", "MUL"},  # h-swish; SE gate relu6(x + 3) / 6 and rescaling
@@ -42,16 +39,6 @@ EXPECTED_OPS = {
     "squeezenet1_1": {"MIRROR_PAD", "MAX_POOL_2D"},  # ceil-mode pooling
     "efficientnet_b0": {"LOGISTIC", "MUL"},  # swish and the SE gate
 }
-
-
-@functools.cache
-def digits():
-    """scikit-learn's 8x8 digits, bilinearly resized to SIZE, grey replicated to RGB, scaled to [-1, 1]; labels."""
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    images = tf.image.resize(data.images[..., None] / 8.0 - 1.0, (SIZE, SIZE)).numpy()
-    return np.repeat(images, 3, axis=-1).astype("float32"), data.target
 
 
 def train_briefly(model, images, labels, epochs):
@@ -70,30 +57,6 @@ def estimate_batch_norm(model, images):
     model(images, training=True)
 
 
-def to_int8_tflite(model, calibration):
-    """Full-integer post-training quantization: int8 builtins only, float32 input and output."""
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([image[None]] for image in calibration)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    return converter.convert()
-
-
-def float_ops(interpreter):
-    """``(op name, tensor name)`` for every float tensor an operator touches, except the input's QUANTIZE and
-    the output's DEQUANTIZE."""
-    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-    boundary = {d["index"] for d in interpreter.get_input_details() + interpreter.get_output_details()}
-    found = []
-    for op in interpreter._get_ops_details():
-        for index in (*op["inputs"], *op["outputs"]):
-            if index < 0 or tensors[index]["dtype"] != np.float32:
-                continue
-            if not (op["op_name"] in BOUNDARY_OPS and index in boundary):
-                found.append((op["op_name"], tensors[index]["name"]))
-    return found
-
-
 def grouped_convs(interpreter):
     """CONV_2D operators whose filter depth differs from their input depth (grouped convolutions)."""
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
@@ -101,41 +64,34 @@ def grouped_convs(interpreter):
             and tensors[op["inputs"][1]]["shape"][-1] != tensors[op["inputs"][0]]["shape"][-1]]
 
 
-def run_tflite(interpreter, images):
-    interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], images.shape)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], images)
-    interpreter.invoke()
-    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-
-
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xdist_group(f"int8_{n}")) for n in INT8_MODELS])
-def test_full_integer_tflite_agrees_with_float_model(name):
+def test_full_integer_tflite_agrees_with_float_model(name, tmp_path):
     keras.utils.set_random_seed(0)
-    images, labels = digits()
-    train, held_out, held_out_labels = images[:1024], images[1024:1280], labels[1024:1280]
+    splits = data.digits(image_size=(SIZE, SIZE), channels=3)
+    (train, labels), (held_out, held_out_labels) = splits["train"], splits["test"]
     epochs, options = INT8_MODELS[name]
     model = keras_cnn.build(name, input_shape=(SIZE, SIZE, 3), classes=CLASSES, classifier_activation=None,
                             **options)
-    train_briefly(model, train, labels[:1024], epochs)
+    train_briefly(model, train, labels, epochs)
     expected = model(held_out, training=False).numpy()
     assert np.mean(expected.argmax(1) == held_out_labels) > 0.3  # the float model separates the digits
     if name in EXPORT_OPTIONS:
-        export = keras_cnn.build(name, input_shape=(SIZE, SIZE, 3), classes=CLASSES, classifier_activation=None,
-                                 **options, **EXPORT_OPTIONS[name])
-        transfer_group_conv_weights(model, export)
-        model = export
+        split_form = keras_cnn.build(name, input_shape=(SIZE, SIZE, 3), classes=CLASSES,
+                                     classifier_activation=None, **options, **EXPORT_OPTIONS[name])
+        transfer_group_conv_weights(model, split_form)
+        model = split_form
 
-    interpreter = Interpreter(model_content=to_int8_tflite(model, train[:64]),
-                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    # raises ExportVerificationError on a Flex or custom operator or on float compute inside the graph
+    result = export.to_tflite(model, tmp_path / f"{name}.tflite", quantization="int8", representative_data=train,
+                              num_calibration_samples=64, verify_data=held_out)
+    with open(result.path, "rb") as file:
+        interpreter, _ = export._interpreter(file.read())
     op_names = {op["op_name"] for op in interpreter._get_ops_details()}
-    assert not {n for n in op_names if "FLEX" in n.upper() or n == "CUSTOM"}, op_names
     assert EXPECTED_OPS.get(name, set()) <= op_names, op_names
-    assert float_ops(interpreter) == []
     assert grouped_convs(interpreter) == []
     assert interpreter.get_input_details()[0]["dtype"] == np.float32
 
-    logits = run_tflite(interpreter, held_out)
+    logits = export._run_tflite(interpreter, held_out)
     assert np.mean(logits.argmax(1) == expected.argmax(1)) >= 0.8
     error = np.abs(logits - expected) / (expected.max() - expected.min())
     assert error.mean() < 0.05 and error.max() < 0.4, (error.mean(), error.max())

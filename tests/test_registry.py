@@ -1,4 +1,4 @@
-"""The public API: build(), list_models(), and the errors a user mistake gets."""
+"""The public API: build() and list_models() (the errors a user mistake gets: tests/test_reliability.py)."""
 
 import keras
 import numpy as np
@@ -14,54 +14,11 @@ def test_list_models_wildcard_and_sorting():
     assert keras_cnn.list_models("vgg1?_bn") == ["vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"]
     assert keras_cnn.list_models("VGG16*") == ["vgg16", "vgg16_bn", "vgg16_c"]
     assert keras_cnn.list_models("nothing*") == []
-    with pytest.raises(TypeError, match="pattern"):
-        keras_cnn.list_models(3)
-
-
-def test_unknown_name_suggests_closest():
-    with pytest.raises(ValueError, match=r"Unknown model name 'vgg61'.*Closest: .*vgg16"):
-        keras_cnn.build("vgg61")
-    with pytest.raises(ValueError, match=r"'alexnt'.*alexnet"):
-        keras_cnn.build("alexnt")
-    with pytest.raises(TypeError, match="name must be a model name"):
-        keras_cnn.build(None)
 
 
 def test_names_are_case_insensitive_and_model_name_overridable():
     model = keras_cnn.build("LeNet5", name="digits_net", classes=10)
     assert model.name == "digits_net"
-    with pytest.raises(TypeError, match="name must be a string"):
-        keras_cnn.build("lenet5", name=3)
-
-
-@pytest.mark.parametrize(
-    "kwargs, error, pattern",
-    [
-        ({"pooling": "mean", "include_top": False}, ValueError, r"pooling must be one of None, 'avg', 'max'; received 'mean'"),
-        ({"pooling": "avg"}, ValueError, r"pooling applies only when include_top=False"),
-        ({"classes": 0}, ValueError, r"classes must be >= 1; received 0"),
-        ({"classes": 2.5}, TypeError, r"classes must be an integer; received 2.5"),
-        ({"classes": True}, TypeError, r"classes must be an integer"),
-        ({"classifier_activation": "softmaxx"}, ValueError, r"classifier_activation must be None, a callable or a Keras activation name.*'softmaxx'"),
-        ({"include_top": "yes"}, TypeError, r"include_top must be True or False; received 'yes'"),
-        ({"wings": 2}, TypeError, r"Unknown option\(s\) 'wings' for model 'lenet5'; its options are: activation, pool"),
-        ({"pool": "median"}, ValueError, r"pool must be one of 'avg', 'max'; received 'median'"),
-        ({"activation": "squash"}, ValueError, r"activation must be a callable or a Keras activation name.*'squash'"),
-        ({"input_shape": (31, 31, 1)}, ValueError, r"too small for model 'lenet5'.*at least 32"),
-        ({"input_shape": (32, 32)}, ValueError, r"input_shape must be a \(height, width, channels\) tuple.*\(32, 32\)"),
-        ({"input_shape": (32, 32, 0)}, ValueError, r"input_shape channels must be >= 1; received 0"),
-        ({"input_shape": (32, 32, None)}, ValueError, r"channels must be a known integer"),
-        ({"input_shape": (32.0, 32, 1)}, TypeError, r"input_shape height must be an integer; received 32.0"),
-        ({"input_shape": (None, None, 1)}, ValueError, r"'lenet5' flattens .* fixed height and width"),
-        ({"weights": "imagenet"}, ValueError, r"no pretrained weights.*received 'imagenet'"),
-        ({"weights": "missing.weights.h5"}, ValueError, r"weights file 'missing.weights.h5' does not exist"),
-        ({"weights": 1}, TypeError, r"weights must be None or a path"),
-        ({"input_tensor": np.zeros((1, 32, 32, 1))}, TypeError, r"input_tensor must be a Keras tensor"),
-    ],
-)
-def test_bad_arguments_name_the_argument(kwargs, error, pattern):
-    with pytest.raises(error, match=pattern):
-        keras_cnn.build("lenet5", **{"classes": 10, **kwargs})
 
 
 def test_variant_options_are_listed_with_variant_defaults():

@@ -47,7 +47,8 @@ def parser():
     p.add_argument("--class-names", help="comma-separated class names (default: the record's)")
     p.add_argument("--output", default="saved_models", help="output folder")
     p.add_argument("--version", type=flags.integer(1), default=1, help="SavedModel version folder")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing SavedModel version")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing exports (the SavedModel version, .tflite files and their sidecars, .onnx)")
     p.add_argument("--opset", type=flags.integer(13), default=17, help="ONNX opset")
     p.add_argument("--report", metavar="JSON", help="add each export's agreement with Keras to this JSON report")
     return p
@@ -61,7 +62,10 @@ def run(args):
     """Export as ``args`` says; returns the ``keras_cnn.export.ExportResult`` list."""
     formats = _listed("--format", args.format, FORMATS)
     quantizations = _listed("--quantization", args.quantization, QUANTIZATIONS)
-    from keras_cnn.app import preprocessing
+    from keras_cnn.app import preprocessing, sources
+
+    if args.representative:
+        sources.parse(args.representative, flag="--representative")
 
     model = _load_model(args)
     record = preprocessing.find(args.from_path, args.preprocessing) if args.from_path or args.preprocessing \
@@ -106,7 +110,8 @@ def _jobs(args, model, record, formats, quantizations, test):
             jobs.append((fmt, lambda: export.to_saved_model(model, stem, version=args.version,
                                                            overwrite=args.overwrite, verify_data=verify)))
         elif fmt == "onnx":
-            jobs.append((fmt, lambda: export.to_onnx(model, f"{stem}.onnx", opset=args.opset, verify_data=verify)))
+            jobs.append((fmt, lambda: export.to_onnx(model, f"{stem}.onnx", opset=args.opset, verify_data=verify,
+                                                     overwrite=args.overwrite)))
         else:
             for q in quantizations:
                 jobs.append((f"tflite {q}", _tflite_job(args, model, record, stem, q, names, transform, verify)))
@@ -122,7 +127,7 @@ def _tflite_job(args, model, record, stem, quantization, names, transform, verif
         return export.to_tflite(model, f"{stem}{'.' + q if q else ''}.tflite", quantization=q,
                                 representative_data=representative, io_dtype=args.io_dtype if q == "int8"
                                 else "float32", class_names=names, preprocessing=transform,
-                                num_calibration_samples=args.samples, verify_data=verify)
+                                num_calibration_samples=args.samples, verify_data=verify, overwrite=args.overwrite)
 
     return job
 
@@ -134,6 +139,9 @@ def _load_model(args):
     from keras_cnn.cli import parse_options
 
     if args.from_path:
+        if not (args.from_path.endswith(".keras") and os.path.isfile(args.from_path)):
+            raise ValueError(f"--from must be an existing .keras file (keras-cnn train or model.save writes one); "
+                             f"received {args.from_path!r}.")
         return keras.saving.load_model(args.from_path, safe_mode=True)
     entry = keras_cnn.registry.get(args.model)
     height, width, channels = entry.default_input

@@ -43,13 +43,13 @@ class Source:
         return dataclasses.asdict(self)
 
 
-def parse(source, **split):
-    """Validate ``--data`` and the split fractions into a :class:`Source`."""
+def parse(source, flag="--data", **split):
+    """Validate ``source`` (the value of ``flag``) and the split fractions into a :class:`Source`."""
     if not isinstance(source, str):
-        raise TypeError(f"--data must be {SOURCE_FORMS}; received {source!r}.")
+        raise TypeError(f"{flag} must be {SOURCE_FORMS}; received {source!r}.")
     kind, _, rest = source.partition(":")
     if not ((kind == "digits" and not rest) or (kind in ("folder", "tfds") and rest)):
-        raise ValueError(f"--data must be {SOURCE_FORMS}; received {source!r}.")
+        raise ValueError(f"{flag} must be {SOURCE_FORMS}; received {source!r}.")
     parsed = Source(source, **split)
     for name in ("val_fraction", "test_fraction"):
         _validate.check_float(f"--{name.replace('_', '-')}", getattr(parsed, name), minimum=0.01, maximum=0.9)
