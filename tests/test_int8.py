@@ -29,12 +29,13 @@ INT8_MODELS = {
     "squeezenet1_1": (3, {}),
     "efficientnet_b0": (2, {"drop_connect_rate": 0.0}),
 }
-# the exported copy of a trained model: ShuffleNet v1's group convolutions in split form (same weights)
-EXPORT_OPTIONS = {"shufflenet_v1_g3": {"grouped_conv": "split"}}
+# the exported copy of a trained model: ShuffleNet v1's int8 form, group convolutions split and the shortcut
+# average as a depthwise convolution (same weights and function)
+EXPORT_OPTIONS = {"shufflenet_v1_g3": {"grouped_conv": "split", "shortcut_pool": "depthwise"}}
 # builtins that show the family's own layers were exported as intended (int8 like every other op)
 EXPECTED_OPS = {
     "mobilenet_v3_small": {"HARD_SWISH", "MUL"},  # h-swish; SE gate relu6(x + 3) / 6 and rescaling
-    "shufflenet_v1_g3": {"SPLIT", "RESHAPE", "TRANSPOSE", "AVERAGE_POOL_2D"},  # split group conv, shuffle
+    "shufflenet_v1_g3": {"SPLIT", "RESHAPE", "TRANSPOSE", "DEPTHWISE_CONV_2D"},  # split group conv, shuffle
     "shufflenet_v2_x1_0": {"SPLIT", "RESHAPE", "TRANSPOSE"},
     "squeezenet1_1": {"MIRROR_PAD", "MAX_POOL_2D"},  # ceil-mode pooling
     "efficientnet_b0": {"LOGISTIC", "MUL"},  # swish and the SE gate
