@@ -6,7 +6,7 @@ agreement would be vacuous. ShuffleNet v1 is exported in its int8 form (split gr
 depthwise convolution: with a pooling operator the residual sums saturate and agreement is 0.94-0.95, README
 Export). File size at 1000 classes: the issue asks for at most 0.27x the float32 file. With
 per-channel weights TFLite stores a float32 scale and an int64 zero point for every output channel of each
-kernel and of its int32 bias, so these small models measure 0.268-0.305 (held to measured + 0.01 so that a
+kernel and of its int32 bias, so these small models measure 0.268-0.307 (held to measured + 0.01 so that a
 regression shows); ``per_channel=False`` meets 0.27.
 """
 
@@ -69,7 +69,7 @@ def test_int8_agrees_with_float_on_held_out_digits(name, tmp_path):
 
 
 # int8 / float32 file size at 1000 classes, measured 2026-11-22 (TF 2.21 converter)
-SIZE_RATIO = {"mobilenet_v1": 0.268, "mobilenet_v2": 0.283, "mobilenet_v3_small": 0.268, "shufflenet_v1_g3": 0.305,
+SIZE_RATIO = {"mobilenet_v1": 0.268, "mobilenet_v2": 0.283, "mobilenet_v3_small": 0.268, "shufflenet_v1_g3": 0.307,
               "shufflenet_v2_x1_0": 0.278, "squeezenet1_1": 0.273, "efficientnet_b0": 0.289}
 
 
