@@ -31,6 +31,16 @@ def check_float(name, value, minimum=None, maximum=None):
     return float(value)
 
 
+def check_rate(name, value):
+    """Return ``float(value)`` if it is a probability in ``[0, 1)``: a dropout, drop-path or drop-connect rate
+    (1 would drop everything, and drop path divides by ``1 - rate``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in [0, 1); received {value!r} ({type(value).__name__}).")
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1); received {value!r}.")
+    return float(value)
+
+
 def check_choice(name, value, allowed):
     """Return ``value`` if it is one of ``allowed``; the error lists the allowed values."""
     if value not in allowed:

@@ -58,6 +58,13 @@ def _split_head(model):
             if isinstance(layer, keras.layers.GlobalAveragePooling2D) and layer.keepdims:
                 raise ValueError(f"layer {layer.name!r}: GlobalAveragePooling2D(keepdims=True) is not supported.")
             return layer, head[::-1]
+        if not head and len(tensor.shape) == 4:
+            raise ValueError(
+                f"to_fcn: model {model.name!r} is already fully convolutional: its output, layer {layer.name!r} "
+                f"({type(layer).__name__}), is a feature map of shape {tuple(tensor.shape)}, with no Flatten or "
+                "GlobalAveragePooling2D classifier head to convert. Pass the model with its classifier "
+                "(include_top=True), or use this one as it is."
+            )
         if not isinstance(layer, (keras.layers.Dense, *_POSITIONWISE)):
             raise ValueError(
                 f"to_fcn cannot convert layer {layer.name!r} ({type(layer).__name__}) in the head of "

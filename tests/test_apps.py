@@ -222,6 +222,8 @@ def test_train_writes_the_model_its_record_and_run_files(trained):
     rows = read_csv(folder / "lenet5_train" / "history.csv")
     assert [r["epoch"] for r in rows] == ["0", "1", "2"]
     assert {"val_pr_auc_macro", "val_roc_auc_macro", "val_f1_macro"} <= set(rows[0])  # exact metrics callback
+    # --monitor accepts exactly the keys the run logs (TensorBoard's learning_rate is no metric).
+    assert set(rows[0]) - {"epoch", "learning_rate"} == set(fit_callbacks.monitors(["predictions"]))
     for row in rows:  # on one label per image, micro F1 is accuracy: the callback saw the right predictions
         assert float(row["val_f1_micro"]) == pytest.approx(float(row["val_accuracy"]), abs=1e-6)
     record = preprocessing.load(folder / "lenet5.preprocessing.json")
@@ -337,6 +339,8 @@ def test_auxiliary_heads_train_with_weight_0_3_and_are_dropped_when_saved(tmp_pa
                 "--limit", "32", "--batch-size", "16", "--optimizer", "sgd", "--learning-rate", "0.01",
                 "--output", str(tmp_path)])
     row = read_csv(tmp_path / "googlenet_train" / "history.csv")[0]
+    outputs = ["predictions", "aux1_predictions", "aux2_predictions"]
+    assert set(row) - {"epoch", "learning_rate"} == set(fit_callbacks.monitors(outputs))
     weighted = float(row["predictions_loss"]) + 0.3 * (float(row["aux1_predictions_loss"]) +
                                                        float(row["aux2_predictions_loss"]))
     assert float(row["loss"]) == pytest.approx(weighted, rel=1e-3)
@@ -351,7 +355,9 @@ def test_custom_training_loop_matches_the_fit_logs_conventions(tmp_path):
     summary = train.main([*LENET, "--loop", "custom", "--label-smoothing", "0.1", "--epochs", "2", "--limit", "128",
                           "--batch-size", "16", "--output", str(tmp_path)])
     assert summary["optimizer_steps"] == 2 * 8 and summary["epochs"] == [0, 1]
-    for row in read_csv(tmp_path / "lenet5_train" / "history.csv"):
+    rows = read_csv(tmp_path / "lenet5_train" / "history.csv")
+    assert set(rows[0]) - {"epoch", "learning_rate"} == set(fit_callbacks.monitors(["predictions"], custom=True))
+    for row in rows:
         # The loop's own validation accuracy (one-hot targets) equals the exact callback's micro F1.
         assert float(row["val_accuracy"]) == pytest.approx(float(row["val_f1_micro"]), abs=1e-6)
         assert 0.0 < float(row["accuracy"]) <= 1.0 and np.isfinite(float(row["val_loss"]))

@@ -115,5 +115,5 @@ def test_dropout_option_and_inference_determinism():
     np.testing.assert_array_equal(model(images, training=False), model(images, training=False))
     no_dropout = keras_cnn.build("vgg11", dropout=0.0, input_shape=(32, 32, 3), classes=3)
     assert not any(isinstance(layer, keras.layers.Dropout) for layer in no_dropout.layers)
-    with pytest.raises(ValueError, match="dropout must be <= 0.99; received 1.5"):
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\); received 1.5"):
         keras_cnn.build("vgg11", dropout=1.5)

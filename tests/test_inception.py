@@ -10,7 +10,8 @@ import pytest
 import keras_cnn
 from keras_cnn.layers import LocalResponseNormalization
 from keras_cnn.layers.inception_blocks import ScaledResidual
-from keras_cnn.models.inception import aux_compile_kwargs, inference_model
+from keras_cnn.models.inception import (INCEPTION_V3, V3_STEM_CHANNELS, aux_compile_kwargs, inference_model,
+                                       module_channels)
 from tests.conftest import SMALL_CLASSES, random_images, small_model
 from tests.counts.inception import (INCEPTION_V2_CORRECTIONS, INCEPTION_V2_SEED_TABLE, INCEPTION_V2_SEED_TOTAL,
                                     INCEPTION_V2_WEIGHTS, VARIANTS)
@@ -214,8 +215,19 @@ def test_se_inception_v3_has_an_se_block_after_every_module():
         channels = model.get_layer(module).output.shape[-1]
         assert model.get_layer(f"{module}_se_reduce").filters == channels // 16
     assert sum(layer.name.endswith("_se_excite") for layer in model.layers) == len(modules)
+    # The channel count se_reduction is checked against is the built modules' own (narrowest: mixed_5b's 256).
+    assert module_channels(INCEPTION_V3, V3_STEM_CHANNELS) == {m: model.get_layer(m).output.shape[-1]
+                                                              for m in modules}
     with pytest.raises(ValueError, match="se_reduction must be >= 1"):
         keras_cnn.build("inception_v3", se_reduction=0)
+
+
+def test_se_reduction_up_to_the_narrowest_module_keeps_one_squeeze_channel_and_beyond_is_refused():
+    model = keras_cnn.build("inception_v3", se_reduction=256, input_shape=(75, 75, 3), classes=2)
+    assert model.get_layer("mixed_5b_se_reduce").filters == 1  # 256 // 256, not clamped
+    with pytest.raises(ValueError, match=r"se_reduction must be at most 256 \(the narrowest module's channels\) "
+                                         r"or None; received 257"):
+        keras_cnn.build("inception_v3", se_reduction=257)
 
 
 # Inception-v4 and Inception-ResNet (seed 003 §4.4)

@@ -76,5 +76,5 @@ def test_drop_path_drops_whole_samples_and_is_identity_at_inference():
     assert abs(out.mean() - 1.0) < 0.05  # expectation preserved
     clone = DropPath.from_config(layer.get_config())
     assert clone.rate == 0.5
-    with pytest.raises(ValueError, match="rate must be <= 0.99"):
+    with pytest.raises(ValueError, match=r"rate must be in \[0, 1\); received 1.0"):
         DropPath(1.0)

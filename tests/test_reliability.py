@@ -31,6 +31,7 @@ from keras_cnn import cli, evaluation, export
 from keras_cnn import metrics as m
 from keras_cnn.app import distribute, evaluate, recipes
 from keras_cnn.callbacks import ClassificationMetrics
+from keras_cnn.layers import DropPath
 
 PACKAGE = os.path.dirname(os.path.abspath(keras_cnn.__file__))
 ROOT = os.path.dirname(PACKAGE)
@@ -66,6 +67,8 @@ def tiny(kind):
         return keras.Model(inputs, keras.layers.GlobalAveragePooling2D(keepdims=True, name="gap")(features))
     if kind == "two_outputs":
         return keras.Model(inputs, [keras.layers.Flatten()(features), keras.layers.Flatten()(features)])
+    if kind == "feature_map":  # a trunk without a classifier, ending in a position-wise layer
+        return keras.Model(inputs, keras.layers.ReLU(name="relu")(features))
     any_size = keras.Input((None, None, 1))
     pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3)(any_size))
     return keras.Model(any_size, keras.layers.Dense(3, activation="softmax")(pooled))
@@ -143,6 +146,10 @@ BUILD = [
          "cardinality must be an integer; received 32.0"),
     case("resnet-se-reduction", lambda: build("resnet50", se_reduction=10000), ValueError,
          "se_reduction must be at most 256", "received 10000"),
+    case("inception-se-reduction", lambda: build("inception_v3", se_reduction=10000), ValueError,
+         "se_reduction must be at most 256 (the narrowest module's channels) or None; received 10000"),
+    case("inception-se-reduction-float", lambda: build("se_inception_v3", se_reduction=16.0), TypeError,
+         "se_reduction must be an integer; received 16.0"),
     case("resnet-preact", lambda: build("resnet20", preact="yes"), TypeError, "preact must be True or False"),
     case("drop-path-rate-one", lambda: build("resnet20", drop_path_rate=1.0), ValueError,
          "drop_path_rate must be <= 0.99; received 1.0"),
@@ -152,6 +159,9 @@ BUILD = [
          "drop_path_rate must be a number; received '0.1'"),
     case("drop-path-mode", lambda: build("resnet20", drop_path_mode="row"), ValueError,
          "drop_path_mode must be one of 'batch', 'sample'; received 'row'"),
+    case("drop-path-layer-rate", lambda: DropPath(rate=1.0), ValueError, "rate must be in [0, 1); received 1.0"),
+    case("drop-path-layer-rate-str", lambda: DropPath(rate="0.2"), TypeError,
+         "rate must be a number in [0, 1); received '0.2'"),
     case("densenet-memory-efficient", lambda: build("densenet121", memory_efficient="yes"), TypeError,
          "memory_efficient must be True or False; received 'yes'"),
     case("densenet-block-config", lambda: build("densenet121", block_config=(6, 0)), ValueError,
@@ -171,9 +181,15 @@ BUILD = [
     case("mobilenet-v3-minimalistic", lambda: build("mobilenet_v3_large", minimalistic="x"), TypeError,
          "minimalistic must be True or False"),
     case("efficientnet-drop-connect", lambda: build("efficientnet_b0", drop_connect_rate=1.0), ValueError,
-         "drop_connect_rate must be <= 0.99; received 1.0"),
+         "drop_connect_rate must be in [0, 1); received 1.0"),
+    case("efficientnet-drop-connect-negative", lambda: build("efficientnet_b0", drop_connect_rate=-0.2), ValueError,
+         "drop_connect_rate must be in [0, 1); received -0.2"),
     case("efficientnet-dropout", lambda: build("efficientnet_b0", dropout=True), TypeError,
-         "dropout must be a number; received True"),
+         "dropout must be a number in [0, 1); received True"),
+    case("mobilenet-dropout-nan", lambda: build("mobilenet_v2", dropout=float("nan")), ValueError,
+         "dropout must be in [0, 1); received nan"),
+    case("googlenet-aux-dropout", lambda: build("googlenet", aux_dropout=1.0), ValueError,
+         "aux_dropout must be in [0, 1); received 1.0"),
     case("googlenet-kernel", lambda: build("googlenet", kernel_5x5=4), ValueError,
          "kernel_5x5 must be one of 5, 3; received 4"),
     case("inception-aux-logits", lambda: build("inception_v3", aux_logits=1), TypeError,
@@ -186,13 +202,16 @@ BUILD = [
          "grouped_conv must be one of 'native', 'split'; received 'fast'"),
     case("squeezenet-bypass", lambda: build("squeezenet1_0", bypass="full"), ValueError,
          "bypass must be one of None, 'simple', 'complex'; received 'full'"),
-    case("nin-dropout", lambda: build("nin", dropout=1.5), ValueError, "dropout must be <= 0.99; received 1.5"),
+    case("nin-dropout", lambda: build("nin", dropout=1.5), ValueError, "dropout must be in [0, 1); received 1.5"),
 ]
 
 FCN = [
     case("not-a-model", lambda: keras_cnn.to_fcn("vgg16"), TypeError, "model must be a keras.Model", "str"),
     case("headless", lambda: keras_cnn.to_fcn(build(include_top=False)), ValueError,
-         "to_fcn cannot convert layer 'c5' (Conv2D)"),
+         "model 'lenet5' is already fully convolutional", "layer 'c5' (Conv2D)", "feature map of shape",
+         "no Flatten or GlobalAveragePooling2D classifier head"),
+    case("feature-map-output", lambda: keras_cnn.to_fcn(tiny("feature_map")), ValueError,
+         "already fully convolutional", "layer 'relu' (ReLU)", "(None, 6, 6, 2)"),
     case("global-max-pooling", lambda: keras_cnn.to_fcn(build(include_top=False, pooling="max")), ValueError,
          "cannot convert layer 'max_pool' (GlobalMaxPooling2D)"),
     case("reshape-head", lambda: keras_cnn.to_fcn(tiny("reshape")), ValueError,
@@ -424,7 +443,22 @@ FLAGS = [
     (["train", "--model", "lenet6"], ["Unknown model name 'lenet6'. Closest: lenet5"]),
     (["train", "--option", "pool"], ["--option must be KEY=VALUE; received 'pool'"]),
     (["train", "--option", "wings=2", "--limit", "20"],
-     ["Unknown option(s) 'wings' for model 'lenet5'; its options are: activation, pool"]),
+     ["--option wings=2: Unknown option(s) 'wings' for model 'lenet5'; its options are: activation, pool"]),
+    (["train", "--option", "pool=median", "--option", "activation=relu"],
+     ["--option pool=median, activation=relu: pool must be one of 'avg', 'max'; received 'median'"]),
+    (["train", "--model", "inception_v3", "--option", "se_reduction=300"],
+     ["--option se_reduction=300: se_reduction must be at most 256 (the narrowest module's channels)"]),
+    (["train", "--image-size", "16"], ["--image-size must be at least 32 for model 'lenet5'", "received 16"]),
+    (["train", "--monitor", "val_f1"],
+     ["--monitor must be one of 'loss', 'accuracy', 'val_loss', 'val_accuracy', 'val_pr_auc_macro', "
+      "'val_pr_auc_micro', 'val_roc_auc_macro', 'val_roc_auc_micro', 'val_f1_macro', 'val_f1_micro'; "
+      "received 'val_f1'"]),
+    (["train", "--model", "googlenet", "--option", "aux_logits=True", "--image-size", "32", "--monitor",
+      "val_aux1_loss"], ["--monitor must be one of 'loss', 'predictions_loss', 'aux1_predictions_loss'",
+                         "'val_aux2_predictions_loss', 'val_predictions_accuracy'", "'val_accuracy'",
+                         "received 'val_aux1_loss'"]),
+    (["train", "--loop", "custom", "--monitor", "val_predictions_accuracy"],
+     ["--monitor must be one of 'loss', 'accuracy'", "received 'val_predictions_accuracy'"]),
     (["train", "--random-crop", "16"], ["--random-crop must be at least the input size 32; received 16"]),
     (["train", "--random-crop", "40", "--scale-jitter", "40,48"], ["--random-crop and --scale-jitter both choose"]),
     (["train", "--strategy", "multiworker"], ["--strategy multiworker needs the cluster in the TF_CONFIG"]),
@@ -467,6 +501,24 @@ def test_bad_flags_exit_with_a_message_not_a_traceback(argv, fragments, tmp_path
             assert raised_by_us(excinfo.value.__cause__.__traceback__)
     assert [f for f in fragments if f not in message] == [], message
     assert "Traceback" not in message
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("argv", [
+    ["--option", "pool=median"], ["--model", "inception_v3", "--option", "se_reduction=300"],
+    ["--image-size", "16"], ["--monitor", "val_f1"], ["--loop", "custom", "--monitor", "predictions_loss"],
+    ["--model", "googlenet", "--option", "aux_logits=True", "--image-size", "32", "--monitor", "aux_loss"],
+])
+def test_train_reports_bad_options_sizes_and_monitors_before_loading_data(argv, tmp_path, monkeypatch):
+    from keras_cnn.app import sources
+
+    def load(*args, **kwargs):
+        raise AssertionError("the data was loaded before the check")
+
+    monkeypatch.setattr(sources, "load", load)
+    with pytest.raises(SystemExit) as excinfo:
+        cli.main(["train", *argv, "--output", str(tmp_path)])
+    assert isinstance(excinfo.value.__cause__, ValueError), excinfo.value.__cause__
     assert os.listdir(tmp_path) == []
 
 

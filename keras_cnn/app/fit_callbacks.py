@@ -15,10 +15,15 @@ import time
 
 import keras
 
+from keras_cnn import _validate
+from keras_cnn.app.recipes import MAIN_OUTPUT
 from keras_cnn.callbacks import ClassificationMetrics
 from keras_cnn.models.inception import inference_model
 
 MAXIMIZED = ("acc", "auc", "f1", "precision", "recall")
+# What ValidationMetrics (multiclass, no per-class keys) adds to every epoch's logs.
+VALIDATION_KEYS = tuple(f"val_{metric}_{average}" for metric in ("pr_auc", "roc_auc", "f1")
+                        for average in ("macro", "micro"))
 
 
 class ValidationMetrics(ClassificationMetrics):
@@ -93,6 +98,31 @@ def mode(monitor):
     """"max" for accuracies, AUCs, F1, precision and recall; "min" for losses (Keras's "auto" would pick
     "min" for ``val_pr_auc_macro``)."""
     return "max" if any(word in monitor for word in MAXIMIZED) else "min"
+
+
+def monitors(outputs, custom=False):
+    """The keys of the epoch logs of ``keras-cnn train`` (``outputs``: the model's output names, main first).
+
+    ``loss``, ``accuracy`` and their ``val_`` twins; with several outputs model.fit logs ``loss``, each
+    ``<output>_loss`` and ``predictions_accuracy`` instead (the custom loop logs the main output only); then
+    :data:`VALIDATION_KEYS`.
+    """
+    if custom or len(outputs) == 1:
+        train = ("loss", "accuracy")
+    else:
+        train = ("loss", *(f"{name}_loss" for name in outputs), f"{MAIN_OUTPUT}_accuracy")
+    return (*train, *(f"val_{key}" for key in train), *VALIDATION_KEYS)
+
+
+def resolve_monitor(monitor, outputs, custom=False):
+    """``monitor`` (the value of --monitor) as the logs name it; a name the run will not log is a ``ValueError``
+    listing those it will (Keras would only warn, and never write the best checkpoint). With several outputs
+    under model.fit, ``accuracy`` and ``val_accuracy`` (the default) mean the main output's."""
+    logged = monitors(outputs, custom)
+    main = f"{MAIN_OUTPUT}_accuracy"
+    aliases = {"accuracy": main, "val_accuracy": f"val_{main}"} if main in logged else {}
+    _validate.check_choice("--monitor", monitor, (*logged, *aliases))
+    return aliases.get(monitor, monitor)
 
 
 def resume_epoch(backup_dir):

@@ -99,8 +99,9 @@ def parser():
     fit.add_argument("--xla", action="store_true", help="compile the training step with XLA")
     run = p.add_argument_group("callbacks and distribution")
     run.add_argument("--monitor", default="val_accuracy",
-                     help="metric for the best checkpoint and early stopping, e.g. val_loss, val_f1_macro, "
-                          "val_pr_auc_macro (default: %(default)s)")
+                     help="metric for the best checkpoint and early stopping: loss, accuracy, val_loss, "
+                          "val_accuracy, val_{pr_auc,roc_auc,f1}_{macro,micro}; with auxiliary heads under model.fit "
+                          "also [val_]<output>_loss and [val_]predictions_accuracy (default: %(default)s)")
     run.add_argument("--patience", type=flags.integer(0), default=0, help="early-stopping patience (0: off)")
     run.add_argument("--final", default="best", choices=("best", "last"),
                      help="save the best checkpoint's weights or the last epoch's (default: %(default)s)")
@@ -144,6 +145,9 @@ def _check(args):
     if args.random_crop and args.scale_jitter:
         raise ValueError(f"--random-crop and --scale-jitter both choose the crop; pass one; received "
                          f"--random-crop {args.random_crop} and --scale-jitter {args.scale_jitter}.")
+    if args.image_size is not None and args.image_size < entry.min_input:
+        raise ValueError(f"--image-size must be at least {entry.min_input} for model {entry.name!r} (its smallest "
+                         f"input); received {args.image_size}.")
     size = args.image_size or entry.default_input[0]
     for flag, side in (("--random-crop", args.random_crop), ("--scale-jitter", (args.scale_jitter or [None])[0])):
         if side is not None and side < size:
@@ -157,12 +161,14 @@ def _train(args, strategy, started):
     import keras
 
     from keras_cnn import registry
-    from keras_cnn.app import distribute, preprocessing, recipes, train_summary
+    from keras_cnn.app import distribute, fit_callbacks, preprocessing, recipes, train_summary
 
     _, chief = distribute.task()
     custom = args.loop == "custom" or (args.loop == "auto" and args.strategy == "multiworker")
     keras.mixed_precision.set_global_policy(recipes.precision_policy(args.mixed_precision))
     entry = registry.get(args.model)
+    outputs = _check_model(args, entry)
+    fit_callbacks.resolve_monitor(args.monitor, outputs, custom)
     data, record, recipe = _data(args, entry)
     name = args.name or args.model
     files = RunFiles(os.path.join(args.output, f"{name}.keras"),
@@ -171,7 +177,6 @@ def _train(args, strategy, started):
     keras.utils.set_random_seed(args.seed)
     with strategy.scope():
         model = _build(args, record, name)
-    _check_precision(model)
     resume_from = _resume_point(args, files, custom, chief)
     _announce(args, model, data, strategy, resume_from, custom)
     history, trained, optimizer = (
@@ -221,6 +226,28 @@ def _build(args, record, name):
     return keras_cnn.build(args.model, input_shape=(*record.input_size, record.channels),
                            classes=len(record.class_names), weights=args.weights, name=name,
                            **parse_options(args.option))
+
+
+def _check_model(args, entry):
+    """Build the model once before the data loads (the real build needs the data's class count), so that a bad
+    --option, or a model --mixed-precision cannot train, fails at once; return its output names (the epoch logs'
+    keys follow them). Every layer of every model is named, so this build leaves the real one's names alone."""
+    import keras_cnn
+    from keras_cnn.app import recipes
+    from keras_cnn.cli import parse_options
+
+    options = parse_options(args.option)
+    size = (args.image_size,) * 2 if args.image_size else entry.default_input[:2]
+    try:
+        model = keras_cnn.build(args.model, input_shape=(*size, args.channels or entry.default_input[2]),
+                                classes=2, **options)
+    except (ValueError, TypeError) as error:
+        if not options:
+            raise
+        raise (ValueError if isinstance(error, ValueError) else TypeError)(
+            f"--option {', '.join(args.option)}: {error}") from error
+    _check_precision(model)
+    return recipes.output_names(model)
 
 
 def _check_precision(model):
@@ -274,20 +301,19 @@ def _schedule(args, steps):
     return recipes.learning_rate(schedule, steps, args.epochs)
 
 
-def _callbacks(args, model, data, record, files, resume_from, chief, backup=True, replicas=1):
-    from keras_cnn.app import fit_callbacks, pipeline
+def _callbacks(args, model, data, record, files, resume_from, chief, custom=False, replicas=1):
+    from keras_cnn.app import fit_callbacks, pipeline, recipes
 
     # Keras 3.15's predict_on_batch under MirroredStrategy predicts the whole batch on every replica and
     # concatenates (twice the rows), so with several replicas the callback gets arrays and uses model.predict.
     validation = pipeline.arrays(data["val"], record) if replicas > 1 else \
         pipeline.evaluation(data["val"], record, batch_size=args.batch_size, cache=args.cache)
-    monitor = "val_predictions_accuracy" if args.monitor == "val_accuracy" and len(model.outputs) > 1 \
-        else args.monitor
+    monitor = fit_callbacks.resolve_monitor(args.monitor, recipes.output_names(model), custom)
     if not chief:  # the same logs on every worker (their stop decisions must agree), no files
         return [fit_callbacks.ValidationMetrics(validation, class_names=list(record.class_names))], monitor
     os.makedirs(files.folder, exist_ok=True)
     return fit_callbacks.standard(files, validation=validation, class_names=list(record.class_names),
-                                  monitor=monitor, patience=args.patience, resume_from=resume_from, backup=backup,
+                                  monitor=monitor, patience=args.patience, resume_from=resume_from, backup=not custom,
                                   progress_file=args.progress_file, tensorboard_dir=files.tensorboard), monitor
 
 
@@ -333,7 +359,7 @@ def _custom(args, model, data, record, recipe, strategy, files, chief):
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
     weights = recipes.loss_weights(model, args.aux_weight)
-    callbacks, _ = _callbacks(args, model, data, record, files, 0, chief, backup=False)
+    callbacks, _ = _callbacks(args, model, data, record, files, 0, chief, custom=True)
     twin = distribute.custom_fit(
         model, optimizer, losses=[recipes.loss(args.label_smoothing, reduction=None)] * len(model.outputs),
         weights=list(weights.values()), train=train, steps=steps, global_batch=args.batch_size,

@@ -16,7 +16,7 @@ class DropPath(keras.layers.Layer):
 
     def __init__(self, rate=0.0, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.rate = _validate.check_float("rate", rate, minimum=0.0, maximum=0.99)
+        self.rate = _validate.check_rate("rate", rate)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 

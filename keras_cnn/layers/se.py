@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_cnn import _validate
+
 
 def squeeze_excite(x, squeeze_channels, *, name, activation="relu", gate="sigmoid"):
     """Channel attention: global average pool, 1x1 reduce + ``activation``, 1x1 expand + ``gate``, rescale.
@@ -17,3 +19,18 @@ def squeeze_excite(x, squeeze_channels, *, name, activation="relu", gate="sigmoi
     s = keras.layers.Conv2D(squeeze_channels, 1, activation=activation, name=f"{name}_reduce")(s)
     s = keras.layers.Conv2D(channels, 1, activation=gate, name=f"{name}_expand")(s)
     return keras.layers.Multiply(name=f"{name}_excite")([x, s])
+
+
+def check_reduction(reduction, narrowest, where="block"):
+    """Return ``reduction`` if it is None (no SE blocks) or an integer in ``[1, narrowest]``.
+
+    ``narrowest`` is the fewest channels any SE block of the model sees, so every block keeps at least one
+    squeeze channel (``channels // reduction >= 1``) instead of a silently clamped one.
+    """
+    if reduction is None:
+        return None
+    reduction = _validate.check_int("se_reduction", reduction, minimum=1)
+    if reduction > narrowest:
+        raise ValueError(f"se_reduction must be at most {narrowest} (the narrowest {where}'s channels) or None; "
+                         f"received {reduction}.")
+    return reduction

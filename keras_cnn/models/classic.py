@@ -58,7 +58,7 @@ def alexnet(x, head, *, spec, groups=1, lrn=True, dropout=0.5):
     """
     _validate.check_choice("groups", groups, (1, 2))
     _validate.check_bool("lrn", lrn)
-    dropout = _validate.check_float("dropout", dropout, minimum=0.0, maximum=0.99)
+    dropout = _validate.check_rate("dropout", dropout)
     for name, filters, kernel, stride, padding, grouped, pool in spec["convs"]:
         x = keras.layers.Conv2D(filters, kernel, strides=stride, padding=padding, groups=groups if grouped else 1,
                                 activation="relu", name=name)(x)
@@ -102,7 +102,7 @@ def vgg(x, head, *, spec, batch_norm=False, lrn=False, dropout=0.5):
     """
     _validate.check_bool("batch_norm", batch_norm)
     _validate.check_bool("lrn", lrn)
-    dropout = _validate.check_float("dropout", dropout, minimum=0.0, maximum=0.99)
+    dropout = _validate.check_rate("dropout", dropout)
     for block, (width, kernels) in enumerate(zip(VGG_WIDTHS, spec), start=1):
         for index, kernel in enumerate(kernels, start=1):
             # torchvision and timm keep the (redundant) bias before BN; kept for checkpoint compatibility
@@ -136,7 +136,7 @@ def nin(x, head, *, spec, dropout=0.5):
     The first pooling pads ("same") to reproduce Caffe's ceil-mode pooling, so a 224x224 input ends in the
     paper model's 6x6 map. ``include_top=False`` returns the 1024-channel map before the classifier.
     """
-    dropout = _validate.check_float("dropout", dropout, minimum=0.0, maximum=0.99)
+    dropout = _validate.check_rate("dropout", dropout)
     for block, filters, kernel, stride in spec["blocks"]:
         x = _mlpconv(x, block, filters, kernel, stride, padding="valid" if block == 1 else "same")
         x = keras.layers.MaxPooling2D(3, strides=2, padding="same" if block == 1 else "valid",

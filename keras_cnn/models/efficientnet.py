@@ -49,8 +49,8 @@ def efficientnet(x, head, *, spec, dropout=0.2, drop_connect_rate=0.2):
     block number), so builds are reproducible. Blocks are ``stage<row>_block<i>`` after the rows of Table 1
     (row 1 = the paper's stage 2).
     """
-    dropout = _validate.check_float("dropout", dropout, minimum=0.0, maximum=0.99)
-    drop_connect_rate = _validate.check_float("drop_connect_rate", drop_connect_rate, minimum=0.0, maximum=0.99)
+    dropout = _validate.check_rate("dropout", dropout)
+    drop_connect_rate = _validate.check_rate("drop_connect_rate", drop_connect_rate)
     x = conv_bn_act(x, make_divisible(STEM * spec["width"]), 3, strides=2, batch_norm=True, activation="swish",
                     epsilon=EPSILON, name="conv1")
     total = sum(stage[-1] for stage in spec["stages"])

@@ -17,6 +17,7 @@ import keras
 from keras_cnn import _validate
 from keras_cnn.layers import LocalResponseNormalization, squeeze_excite
 from keras_cnn.layers.inception_blocks import Conv, ConvBN, Pool, Split, asymmetric, inception_module
+from keras_cnn.layers.se import check_reduction
 from keras_cnn.registry import register
 
 # Loss weight of each auxiliary output in training: 0.3 for GoogLeNet's two heads (Szegedy et al. 2015 §5,
@@ -131,8 +132,8 @@ def googlenet(x, head, *, spec, aux_logits=False, batch_norm=False, lrn=None, ke
     _validate.check_bool("batch_norm", batch_norm)
     lrn = not batch_norm if lrn is None else _validate.check_bool("lrn", lrn)
     _validate.check_choice("kernel_5x5", kernel_5x5, (5, 3))
-    dropout = _validate.check_float("dropout", dropout, minimum=0.0, maximum=0.99)
-    aux_dropout = _validate.check_float("aux_dropout", aux_dropout, minimum=0.0, maximum=0.99)
+    dropout = _validate.check_rate("dropout", dropout)
+    aux_dropout = _validate.check_rate("aux_dropout", aux_dropout)
     conv = ConvBN(batch_norm=batch_norm, scale=True, epsilon=1e-3)
 
     x = conv(x, 64, 7, strides=2, name="conv1_7x7_s2")
@@ -210,7 +211,7 @@ def inception_v2(x, head, *, spec, dropout=0.0):
     replaced by two 3x3, three 28x28 modules (3a-3c), average or max pooling per module, no pooling layers
     between stages: modules 3c and 4e reduce the grid with stride 2. The paper removed dropout (``dropout=0``).
     """
-    dropout = _validate.check_float("dropout", dropout, minimum=0.0, maximum=0.99)
+    dropout = _validate.check_rate("dropout", dropout)
     conv = ConvBN(batch_norm=True, scale=True, epsilon=1e-5)
     x = conv(x, 64, 7, strides=2, name="conv1_7x7_s2")
     x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1_3x3_s2")(x)
@@ -282,6 +283,23 @@ def v3_stem(x, conv):
     return keras.layers.MaxPooling2D(3, strides=2, name="maxpool_5a_3x3")(x)
 
 
+V3_STEM_CHANNELS = 192  # conv2d_4a_3x3
+
+
+def module_channels(spec, channels):
+    """``{module: output channels}`` of a chain of Inception modules whose input has ``channels``: each branch
+    adds its last op's filters (a fork's summed), or the input's channels when it ends with pooling."""
+    result = {}
+    for module, branches in spec.items():
+        total = 0
+        for branch in branches:
+            last = branch[-1]
+            total += (channels if isinstance(last, Pool) else
+                      sum(conv.filters for conv in last.convs) if isinstance(last, Split) else last.filters)
+        result[module] = channels = total
+    return result
+
+
 @register("inception_v3", family="inception", default_input=(299, 299, 3), min_input=75, spec=INCEPTION_V3)
 def inception_v3(x, head, *, spec, aux_logits=False, se_reduction=None, batch_norm_scale=False, dropout=0.2):
     """Inception-v3 (Szegedy et al., "Rethinking the Inception Architecture", 2016): 23,817,352 trainable
@@ -294,22 +312,21 @@ def inception_v3(x, head, *, spec, aux_logits=False, se_reduction=None, batch_no
     Options: ``aux_logits`` adds the auxiliary classifier on the 17x17 grid (after ``mixed_6e``; 5x5/3 avg pool,
     1x1 conv 128, 5x5 conv 768, classifier; batch-normalised as the paper's "BN-auxiliary"): outputs
     ``[predictions, aux_predictions]``, loss weight 0.4. ``se_reduction`` (e.g. 16) adds a squeeze-and-excitation
-    block after every Inception module, as Hu et al.'s SE-Inception (``se_inception_v3``).
-    ``batch_norm_scale`` adds BN's gamma: False as TF-slim and keras.applications, True as torchvision
-    (23,834,568 parameters).
+    block after every Inception module, as Hu et al.'s SE-Inception (``se_inception_v3``); at most 256, the
+    narrowest module's channels (``mixed_5b``). ``batch_norm_scale`` adds BN's gamma: False as TF-slim and
+    keras.applications, True as torchvision (23,834,568 parameters).
     """
     aux_logits = _check_aux(aux_logits, head)
-    if se_reduction is not None:
-        _validate.check_int("se_reduction", se_reduction, minimum=1)
+    se_reduction = check_reduction(se_reduction, min(module_channels(spec, V3_STEM_CHANNELS).values()), "module")
     _validate.check_bool("batch_norm_scale", batch_norm_scale)
-    dropout = _validate.check_float("dropout", dropout, minimum=0.0, maximum=0.99)
+    dropout = _validate.check_rate("dropout", dropout)
     conv = ConvBN(batch_norm=True, scale=batch_norm_scale, epsilon=1e-3)
     x = v3_stem(x, conv)
     aux = None
     for module, branches in spec.items():
         x = inception_module(x, branches, name=module, conv=conv)
         if se_reduction:
-            x = squeeze_excite(x, max(1, x.shape[-1] // se_reduction), name=f"{module}_se")
+            x = squeeze_excite(x, x.shape[-1] // se_reduction, name=f"{module}_se")
         if aux_logits and module == V3_AUX_AFTER:
             aux = _v3_aux(x, head, conv)
     outputs = head.pooled(x, dropout=dropout)

@@ -28,7 +28,7 @@ RESIDUAL_SCALE = (0.17, 0.10, 0.20)
 
 
 def _head_dropout(dropout):
-    return _validate.check_float("dropout", dropout, minimum=0.0, maximum=0.99)
+    return _validate.check_rate("dropout", dropout)
 
 
 def _conv(batch_norm_scale):

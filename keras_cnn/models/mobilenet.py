@@ -31,7 +31,7 @@ def mobilenet_v1(x, head, *, spec, alpha=1.0, depth_multiplier=1, dropout=1e-3):
     """
     alpha = _check_width("alpha", alpha)
     depth_multiplier = _validate.check_int("depth_multiplier", depth_multiplier, minimum=1)
-    dropout = _validate.check_float("dropout", dropout, minimum=0.0, maximum=0.99)
+    dropout = _validate.check_rate("dropout", dropout)
 
     def width(channels):
         return max(int(channels * alpha), 8)
@@ -62,7 +62,7 @@ def mobilenet_v2(x, head, *, spec, alpha=1.0, dropout=0.2):
     (the authors' release and torchvision).
     """
     alpha = _check_width("alpha", alpha)
-    dropout = _validate.check_float("dropout", dropout, minimum=0.0, maximum=0.99)
+    dropout = _validate.check_rate("dropout", dropout)
     x = conv_bn_act(x, make_divisible(spec["stem"] * alpha), 3, strides=2, batch_norm=True, activation="relu6",
                     epsilon=EPSILON, name="conv1")
     for row, (expansion, channels, repeats, first_stride) in enumerate(spec["rows"], start=1):
@@ -103,7 +103,7 @@ def mobilenet_v3(x, head, *, spec, minimalistic=False, dropout=0.2):
     only. ``dropout`` 0.2 before the classifier.
     """
     _validate.check_bool("minimalistic", minimalistic)
-    dropout = _validate.check_float("dropout", dropout, minimum=0.0, maximum=0.99)
+    dropout = _validate.check_rate("dropout", dropout)
     swish = "relu" if minimalistic else "hard_swish"
     x = conv_bn_act(x, 16, 3, strides=2, batch_norm=True, activation=swish, epsilon=EPSILON, name="conv1")
     for index, (kernel, expanded, filters, se, nonlinearity, strides) in enumerate(spec["blocks"], start=1):

@@ -33,7 +33,7 @@ def squeezenet(x, head, *, spec, bypass=None, dropout=0.5):
     activation) around fire2, 4, 6 and 8. ``dropout`` (0.5) comes after fire9.
     """
     _validate.check_choice("bypass", bypass, BYPASSES)
-    dropout = _validate.check_float("dropout", dropout, minimum=0.0, maximum=0.99)
+    dropout = _validate.check_rate("dropout", dropout)
     filters, kernel = spec["conv1"]
     x = keras.layers.Conv2D(filters, kernel, strides=2, activation="relu", kernel_initializer="he_uniform",
                             name="conv1")(x)
