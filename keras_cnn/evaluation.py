@@ -17,20 +17,25 @@ from keras_cnn.fcn import to_fcn
 REDUCTIONS = ("mean", "max")
 
 
-def dense_predict(model, images, scales=(256, 384, 512), flip=True, reduce="mean", batch_size=8):
+def dense_predict(model, images, scales=(256, 384, 512), flip=True, reduce="mean", batch_size=8, jit_compile=False):
     """Dense evaluation (VGG §3.2): FCN pass on each image rescaled so its shorter side is each scale.
 
     The class posterior maps are reduced over positions (``reduce`` = "mean" or "max"), then averaged over the
     scales and, with ``flip``, the horizontal flip. ``model`` is converted with :func:`keras_cnn.to_fcn` unless
-    it is already fully convolutional (4-D output).
+    it is already fully convolutional (4-D output). ``jit_compile=True`` runs the FCN compiled by XLA, once per
+    distinct batch shape: on CPU it is faster at small batches (VGG-16, one 384×384 image: 0.61 s against 0.72 s,
+    README) but each new image size costs a compilation.
     """
     _validate.check_model(model)
+    _validate.check_bool("jit_compile", jit_compile)
     _validate.check_choice("reduce", reduce, REDUCTIONS)
     _validate.check_bool("flip", flip)
     _validate.check_int("batch_size", batch_size, minimum=1)
     scales = _check_scales(scales, _native_size(model))
     images = _as_list(images, model)
     fcn = model if len(model.output_shape) == 4 else to_fcn(model)
+    if jit_compile:
+        fcn = _compiled(fcn)
     total = 0.0
     for scale in scales:
         views = [_resize_shorter(image, scale) for image in images]
@@ -154,6 +159,12 @@ def _resize_shorter(image, size):
     if target == (height, width):
         return np.asarray(image, dtype="float32")
     return tf.image.resize(image, target, method="bilinear", antialias=ratio < 1).numpy()
+
+
+def _compiled(model):
+    """``model``'s inference call compiled by XLA, callable as ``model(x, training=False)``."""
+    function = tf.function(lambda x: model(x, training=False), jit_compile=True, reduce_retracing=True)
+    return lambda x, training=False: function(x)
 
 
 def _predict_grouped(model, images, batch_size):

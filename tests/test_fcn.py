@@ -151,6 +151,7 @@ def test_dense_predict_at_native_scale_equals_predict_and_handles_mixed_sizes():
     np.testing.assert_allclose(flipped, evaluation.dense_predict(model, x, scales=32), atol=1e-5)
     both = (model.predict(x, verbose=0) + model.predict(x[:, :, ::-1], verbose=0)) / 2  # each image with its flip
     np.testing.assert_allclose(evaluation.dense_predict(model, x, scales=32, batch_size=2), both, atol=1e-5)
+    np.testing.assert_allclose(evaluation.dense_predict(model, x, scales=32, jit_compile=True), both, atol=1e-5)
 
 
 def test_multi_crop_predict_matches_explicit_crops():

@@ -236,6 +236,8 @@ EVALUATION = [
          "scales must be", "'256'"),
     case("dense-flip", lambda: evaluation.dense_predict(lenet(), X, scales=32, flip="yes"), TypeError,
          "flip must be True or False"),
+    case("dense-jit-compile", lambda: evaluation.dense_predict(lenet(), X, scales=32, jit_compile=1), TypeError,
+         "jit_compile must be True or False", "received 1"),
     case("dense-batch-size", lambda: evaluation.dense_predict(lenet(), X, scales=32, batch_size=0), ValueError,
          "batch_size must be >= 1; received 0"),
     case("dense-images-3d", lambda: evaluation.dense_predict(lenet(), X[0], scales=32), ValueError,
