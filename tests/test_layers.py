@@ -78,3 +78,27 @@ def test_drop_path_drops_whole_samples_and_is_identity_at_inference():
     assert clone.rate == 0.5
     with pytest.raises(ValueError, match=r"rate must be in \[0, 1\); received 1.0"):
         DropPath(1.0)
+
+
+@pytest.mark.parametrize("scale, center", [(True, True), (False, True)])
+def test_fused_batch_norm_matches_keras_at_inference_and_in_training(scale, center):
+    import tensorflow as tf
+
+    from keras_cnn.layers.normalization import BatchNormalization
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(1, 3, size=(2, 5, 6, 7)).astype("float32")
+    ours, theirs = (cls(epsilon=1e-5, scale=scale, center=center) for cls in
+                    (BatchNormalization, keras.layers.BatchNormalization))
+    ours.build(x.shape)
+    theirs.build(x.shape)
+    weights = [rng.uniform(0.5, 2.0, w.shape).astype("float32") for w in theirs.get_weights()]
+    for layer in (ours, theirs):
+        layer.set_weights(weights)
+    np.testing.assert_allclose(ours(x, training=False), theirs(x, training=False), rtol=1e-5, atol=1e-5)
+    # inference is one FusedBatchNormV3 (what grappler folds into the convolution); training is Keras's path
+    graph = tf.function(lambda t: ours(t, training=False)).get_concrete_function(tf.TensorSpec(x.shape)).graph
+    assert "FusedBatchNormV3" in {op.type for op in graph.get_operations()}
+    np.testing.assert_allclose(ours(x, training=True), theirs(x, training=True), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours.moving_mean.numpy(), theirs.moving_mean.numpy(), rtol=1e-6)
+    assert isinstance(keras.layers.deserialize(keras.layers.serialize(ours)), BatchNormalization)

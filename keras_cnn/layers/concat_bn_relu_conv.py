@@ -9,6 +9,7 @@ import keras
 
 from keras_cnn import _validate
 from keras_cnn.layers.conv import BN_EPSILON
+from keras_cnn.layers.normalization import BatchNormalization
 
 
 @keras.saving.register_keras_serializable(package="keras_cnn")
@@ -35,7 +36,7 @@ class ConcatBNReLUConv(keras.layers.Layer):
         self.recompute = _validate.check_bool("recompute", recompute)
         self.epsilon = _validate.check_float("epsilon", epsilon, minimum=0.0)
         self.momentum = _validate.check_float("momentum", momentum, minimum=0.0, maximum=1.0)
-        self.bn = keras.layers.BatchNormalization(epsilon=self.epsilon, momentum=self.momentum, name="bn")
+        self.bn = BatchNormalization(epsilon=self.epsilon, momentum=self.momentum, name="bn")
         self.conv = keras.layers.Conv2D(self.filters, self.kernel_size, padding="same", use_bias=False,
                                         name="conv")
 

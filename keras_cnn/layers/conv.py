@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_cnn.layers.normalization import BatchNormalization
+
 BN_EPSILON = 1e-5  # as in the papers' Caffe/Torch models and torchvision, so ported weights behave alike
 
 
@@ -29,7 +31,7 @@ def conv_bn_act(x, filters, kernel_size, *, name, strides=1, padding="same", gro
 def bn_act(x, *, name, activation="relu", epsilon=BN_EPSILON, zero_init=False):
     """Batch normalisation ``name_bn`` then the activation ``name_<activation>`` (none if ``activation`` is None):
     the tail of :func:`conv_bn_act`, for blocks whose convolution is not a ``Conv2D`` (depthwise)."""
-    x = keras.layers.BatchNormalization(epsilon=epsilon, gamma_initializer="zeros" if zero_init else "ones",
+    x = BatchNormalization(epsilon=epsilon, gamma_initializer="zeros" if zero_init else "ones",
                                         name=f"{name}_bn")(x)
     if activation is None:
         return x

@@ -22,6 +22,7 @@ import dataclasses
 import keras
 
 from keras_cnn import _validate
+from keras_cnn.layers.normalization import BatchNormalization
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +88,7 @@ class ConvBN:
         x = conv(x)
         if not self.batch_norm:
             return x
-        x = keras.layers.BatchNormalization(epsilon=self.epsilon, scale=self.scale, name=f"{name}_bn")(x)
+        x = BatchNormalization(epsilon=self.epsilon, scale=self.scale, name=f"{name}_bn")(x)
         if activation is None:
             return x
         return keras.layers.Activation(activation, name=f"{name}_{activation}")(x)

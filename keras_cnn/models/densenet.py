@@ -17,6 +17,7 @@ import keras
 from keras_cnn import _validate
 from keras_cnn.layers import ConcatBNReLUConv, conv_bn_act
 from keras_cnn.layers.conv import BN_EPSILON
+from keras_cnn.layers.normalization import BatchNormalization
 from keras_cnn.registry import register
 
 STEMS = ("imagenet", "cifar")
@@ -74,7 +75,7 @@ def densenet(x, head, *, spec, growth_rate=32, block_config=(6, 12, 24, 16), com
             x = unit.bn_relu_conv(maps, features, 1, f"transition{block}", "")
             x = keras.layers.AveragePooling2D(2, strides=2, name=f"transition{block}_pool")(x)
     x = _concat(maps, f"block{len(block_config)}_layer{block_config[-1]}_concat")
-    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name="final_bn")(x)
+    x = BatchNormalization(epsilon=BN_EPSILON, name="final_bn")(x)
     x = keras.layers.Activation("relu", name="final_relu")(x)
     return head.pooled(x)
 
@@ -96,7 +97,7 @@ class _Unit:
             x = ConcatBNReLUConv(filters, kernel, name=f"{prefix}_concat_conv{suffix}")(maps)
         else:
             (x,) = maps
-            x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{prefix}_bn{suffix}")(x)
+            x = BatchNormalization(epsilon=BN_EPSILON, name=f"{prefix}_bn{suffix}")(x)
             x = keras.layers.Activation("relu", name=f"{prefix}_relu{suffix}")(x)
             x = keras.layers.Conv2D(filters, kernel, padding="same", use_bias=False, name=f"{prefix}_conv{suffix}")(x)
         if self.dropout:

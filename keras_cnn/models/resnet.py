@@ -15,6 +15,7 @@ from keras_cnn import _validate
 from keras_cnn.layers import (CeilModeMaxPooling2D, DropPath, StochasticDepth, ZeroPadChannels, conv_bn_act,
                               squeeze_excite)
 from keras_cnn.layers.conv import BN_EPSILON
+from keras_cnn.layers.normalization import BatchNormalization
 from keras_cnn.registry import register
 
 
@@ -204,7 +205,7 @@ def _conv(x, filters, kernel, *, name, stride=1, groups=1, batch_norm=True, acti
 
 
 def _bn_relu(x, name):
-    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    x = BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 

@@ -10,6 +10,7 @@ keras.applications.Xception's trainable parameters).
 import keras
 
 from keras_cnn import _validate
+from keras_cnn.layers.normalization import BatchNormalization
 from keras_cnn.registry import register
 
 BN_EPSILON = 1e-3  # keras.applications / the paper's TensorFlow model
@@ -28,7 +29,7 @@ def separable_conv_bn(x, filters, *, name, pre_activation=True, activation=None)
     if pre_activation:
         x = keras.layers.Activation("relu", name=f"{name}_act")(x)
     x = keras.layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=name)(x)
-    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    x = BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
     if activation:
         x = keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
     return x
@@ -38,7 +39,7 @@ def _downsampling_block(x, widths, name, first_activation=True):
     """Two separable convolutions and 3x3/2 max pooling, added to a 1x1/2 convolution + BN of the input."""
     shortcut = keras.layers.Conv2D(widths[-1], 1, strides=2, padding="same", use_bias=False,
                                    name=f"{name}_shortcut")(x)
-    shortcut = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_shortcut_bn")(shortcut)
+    shortcut = BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_shortcut_bn")(shortcut)
     for i, width in enumerate(widths, start=1):
         x = separable_conv_bn(x, width, name=f"{name}_sepconv{i}", pre_activation=first_activation or i > 1)
     x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_pool")(x)
@@ -58,7 +59,7 @@ def xception(x, head, *, spec, dropout=0.5):
     dropout = _validate.check_float("dropout", dropout, minimum=0.0, maximum=0.99)
     for i, (filters, strides) in enumerate(((32, 2), (64, 1)), start=1):
         x = keras.layers.Conv2D(filters, 3, strides=strides, use_bias=False, name=f"block1_conv{i}")(x)
-        x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=f"block1_conv{i}_bn")(x)
+        x = BatchNormalization(epsilon=BN_EPSILON, name=f"block1_conv{i}_bn")(x)
         x = keras.layers.Activation("relu", name=f"block1_conv{i}_act")(x)
     for index, (name, widths) in enumerate(spec["entry"]):
         x = _downsampling_block(x, widths, name, first_activation=index > 0)
