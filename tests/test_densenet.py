@@ -175,7 +175,7 @@ def test_concat_bn_relu_conv_layer_config_and_frozen_bn():
     ({"bottleneck_width": 0}, ValueError, "bottleneck_width must be >= 1"),
     ({"init_features": 2.5}, TypeError, "init_features must be an integer"),
     ({"stem": "deep"}, ValueError, "stem must be one of 'imagenet', 'cifar'"),
-    ({"dropout": 1.0}, ValueError, "dropout must be <= 0.99"),
+    ({"dropout": 1.0}, ValueError, r"dropout must be in \[0, 1\); received 1.0"),
     ({"memory_efficient": "yes"}, TypeError, "memory_efficient must be True or False"),
     ({"block_config": (1, 1, 1, 1, 1)}, ValueError, "at least 61 for 5 dense blocks"),
 ])

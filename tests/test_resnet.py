@@ -159,7 +159,7 @@ def test_senet154_stem_shortcuts_and_head():
     ({"cardinality": 32}, ValueError, "basic-block ResNets have no grouped convolution"),
     ({"cardinality": 0}, ValueError, "cardinality must be >= 1"),
     ({"se_reduction": 32}, ValueError, "se_reduction must be at most 16"),
-    ({"drop_path_rate": 1.0}, ValueError, "drop_path_rate must be <= 0.99"),
+    ({"drop_path_rate": 1.0}, ValueError, r"drop_path_rate must be in \[0, 1\); received 1.0"),
     ({"drop_path_mode": "row"}, ValueError, "drop_path_mode must be one of 'batch', 'sample'"),
     ({"preact": 1}, TypeError, "preact must be True or False"),
 ])

@@ -62,7 +62,7 @@ def densenet(x, head, *, spec, growth_rate=32, block_config=(6, 12, 24, 16), com
     features = 2 * growth_rate if init_features is None else _validate.check_int("init_features", init_features,
                                                                                   minimum=1)
     _validate.check_choice("stem", stem, STEMS)
-    dropout = _validate.check_float("dropout", dropout, minimum=0.0, maximum=0.99)
+    dropout = _validate.check_rate("dropout", dropout)
     _validate.check_bool("memory_efficient", memory_efficient)
     _check_size(x, stem, len(block_config))
 

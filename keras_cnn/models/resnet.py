@@ -126,8 +126,8 @@ def resnet(x, head, *, spec, preact=False, shortcut="B", cardinality=1, base_wid
     """
     options = _check_options(spec, preact, shortcut, cardinality, base_width, stride_in_1x1, se_reduction,
                              drop_path_mode, zero_init_last)
-    drop_path_rate = _validate.check_float("drop_path_rate", drop_path_rate, minimum=0.0, maximum=0.99)
-    dropout = _validate.check_float("dropout", dropout, minimum=0.0, maximum=0.99)
+    drop_path_rate = _validate.check_rate("drop_path_rate", drop_path_rate)
+    dropout = _validate.check_rate("dropout", dropout)
     _allow_deep_graph(sum(spec.depths))
     x = _stem(x, STEMS[spec.stem])
     total, index = sum(spec.depths), 0

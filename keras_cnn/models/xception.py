@@ -56,7 +56,7 @@ def xception(x, head, *, spec, dropout=0.5):
     average pooling, dropout 0.5 (the paper's ImageNet setting), classifier. Layer names as keras.applications
     (``block5_sepconv2``, ``block13_pool``...).
     """
-    dropout = _validate.check_float("dropout", dropout, minimum=0.0, maximum=0.99)
+    dropout = _validate.check_rate("dropout", dropout)
     for i, (filters, strides) in enumerate(((32, 2), (64, 1)), start=1):
         x = keras.layers.Conv2D(filters, 3, strides=strides, use_bias=False, name=f"block1_conv{i}")(x)
         x = BatchNormalization(epsilon=BN_EPSILON, name=f"block1_conv{i}_bn")(x)
