@@ -65,7 +65,13 @@ def grouped_convs(interpreter):
             and tensors[op["inputs"][1]]["shape"][-1] != tensors[op["inputs"][0]]["shape"][-1]]
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xdist_group(f"int8_{n}")) for n in INT8_MODELS])
+# squeezenet1_1 runs the stricter int8 test in CI (tests/test_export_int8_mobile.py), so here it is slow
+CI_ELSEWHERE = {"squeezenet1_1"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.xdist_group(f"int8_{n}")]
+                                               + ([pytest.mark.slow] if n in CI_ELSEWHERE else []))
+                                  for n in INT8_MODELS])
 def test_full_integer_tflite_agrees_with_float_model(name, tmp_path):
     keras.utils.set_random_seed(0)
     splits = data.digits(image_size=(SIZE, SIZE), channels=3)
