@@ -4,6 +4,8 @@ The conversions cost 5-60 s a model on 2 cores, so CI runs one representative pe
 rest carry the ``slow`` mark: ``make test-all`` (or ``pytest -m slow``) runs them.
 """
 
+import gc
+
 import keras
 import numpy as np
 import pytest
@@ -22,6 +24,16 @@ from tests.conftest import small_size
 # is exported by test_every_custom_layer_exports below.
 CI_EXPORT = {"lenet5", "nin", "googlenet", "resnet20", "squeezenet1_1", "mobilenet_v3_small", "shufflenet_v2_x1_0",
              "shufflenet_v1_g3"}
+
+
+@pytest.fixture(autouse=True)
+def release_models():
+    """Free each model's graphs after its test: the slow sweep exports 73 models in one worker, whose memory
+    otherwise grows until the OOM killer stops it (19 GB after about 25 models, at efficientnet_b6 and
+    mobilenet_v3_large, each of which passes on its own)."""
+    yield
+    keras.backend.clear_session()
+    gc.collect()
 
 
 def export_params():
