@@ -1,4 +1,5 @@
-"""Pooling that Keras does not ship: Caffe/PyTorch ``ceil_mode`` max pooling."""
+"""Pooling that Keras does not ship: Caffe/PyTorch ``ceil_mode`` max pooling, and average pooling as a
+depthwise convolution (for int8 TFLite)."""
 
 import keras
 from keras import ops
@@ -6,8 +7,27 @@ from keras import ops
 from keras_cnn import _validate
 
 
+class _SquarePooling2D(keras.layers.Layer):
+    """``pool_size`` x ``pool_size`` windows at ``strides``, no padding: the arguments, output shape and config
+    that the pooling layers below share; a subclass gives ``call`` and ``_output_size``."""
+
+    def __init__(self, pool_size=3, strides=2, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = _validate.check_int("pool_size", pool_size, minimum=1)
+        self.strides = _validate.check_int("strides", strides, minimum=1)
+
+    def compute_output_shape(self, input_shape):
+        def size(n):
+            return None if n is None else self._output_size(n)
+
+        return (input_shape[0], size(input_shape[1]), size(input_shape[2]), input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides}
+
+
 @keras.saving.register_keras_serializable(package="keras_cnn")
-class CeilModeMaxPooling2D(keras.layers.Layer):
+class CeilModeMaxPooling2D(_SquarePooling2D):
     """Max pooling whose output size rounds up: ``ceil((n - pool_size) / strides) + 1`` (Caffe's default and
     PyTorch's ``ceil_mode=True``), so the last window may hang over the bottom/right edge and is clipped.
 
@@ -19,9 +39,7 @@ class CeilModeMaxPooling2D(keras.layers.Layer):
     """
 
     def __init__(self, pool_size=3, strides=2, **kwargs):
-        super().__init__(**kwargs)
-        self.pool_size = _validate.check_int("pool_size", pool_size, minimum=1)
-        self.strides = _validate.check_int("strides", strides, minimum=1)
+        super().__init__(pool_size, strides, **kwargs)
         if 2 * (self.strides - 1) > self.pool_size:
             raise ValueError(
                 f"CeilModeMaxPooling2D needs 2 * (strides - 1) <= pool_size so the mirrored overhang stays inside "
@@ -38,18 +56,12 @@ class CeilModeMaxPooling2D(keras.layers.Layer):
             inputs = ops.pad(inputs, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="symmetric")
         return ops.max_pool(inputs, self.pool_size, self.strides, padding="valid")
 
-    def compute_output_shape(self, input_shape):
-        def size(n):
-            return None if n is None else -(-(n - self.pool_size) // self.strides) + 1
-
-        return (input_shape[0], size(input_shape[1]), size(input_shape[2]), input_shape[3])
-
-    def get_config(self):
-        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides}
+    def _output_size(self, n):
+        return -(-(n - self.pool_size) // self.strides) + 1
 
 
 @keras.saving.register_keras_serializable(package="keras_cnn")
-class DepthwiseAveragePooling2D(keras.layers.Layer):
+class DepthwiseAveragePooling2D(_SquarePooling2D):
     """Average pooling ("valid" windows) computed as a depthwise convolution with a constant ``1 / k²`` kernel.
 
     The same numbers as ``AveragePooling2D(pool_size, strides)`` (up to float rounding) and no weights. It
@@ -59,22 +71,11 @@ class DepthwiseAveragePooling2D(keras.layers.Layer):
     cuts that tie (README, Export).
     """
 
-    def __init__(self, pool_size=3, strides=2, **kwargs):
-        super().__init__(**kwargs)
-        self.pool_size = _validate.check_int("pool_size", pool_size, minimum=1)
-        self.strides = _validate.check_int("strides", strides, minimum=1)
-
     def call(self, inputs):
         channels = inputs.shape[-1]
         kernel = ops.full((self.pool_size, self.pool_size, channels, 1), 1.0 / self.pool_size ** 2,
                           dtype=inputs.dtype)
         return ops.depthwise_conv(inputs, kernel, self.strides, padding="valid")
 
-    def compute_output_shape(self, input_shape):
-        def size(n):
-            return None if n is None else (n - self.pool_size) // self.strides + 1
-
-        return (input_shape[0], size(input_shape[1]), size(input_shape[2]), input_shape[3])
-
-    def get_config(self):
-        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides}
+    def _output_size(self, n):
+        return (n - self.pool_size) // self.strides + 1
