@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_cnn import _validate
+from keras_cnn import _onnx_convert, _validate
 
 QUANTIZATIONS = (None, "float16", "dynamic", "int8")
 IO_DTYPES = ("float32", "int8", "uint8")
@@ -90,13 +90,15 @@ def to_tflite(model, path, quantization=None, representative_data=None, io_dtype
     stores a float32 scale and an int64 zero point per channel for a kernel and again for its int32 bias, which
     is 7-20% of a small mobile model's int8 file; one scale saves that at some cost in accuracy (README, Export).
     The three files are written together or not at all; existing ones are replaced only with ``overwrite=True``.
+    A ShuffleNet v1 is converted to int8 from its equivalent int8 form (``keras_cnn.models.shufflenet.int8_form``:
+    the same weights and function; its pooled shortcuts otherwise make TFLite clip residual sums).
     """
     path = _check_tflite_arguments(model, path, quantization, representative_data, io_dtype, class_names,
                                    preprocessing, num_calibration_samples, per_channel, verify_data)
     files = [path, f"{path}.json"] + ([_labels_path(path)] if class_names else [])
     _check_free(files, overwrite)
     with tempfile.TemporaryDirectory() as staging:
-        _write_saved_model(model, staging)
+        _write_saved_model(_int8_form(model) if quantization == "int8" else model, staging)
         converter = _converter(staging, quantization, representative_data, io_dtype, num_calibration_samples,
                                per_channel)
         flatbuffer = converter.convert()
@@ -111,6 +113,12 @@ def to_tflite(model, path, quantization=None, representative_data=None, io_dtype
         contents.append(("\n".join(map(str, class_names)) + "\n").encode())
     _write_files(dict(zip(files, contents)))
     return dataclasses.replace(result, size_bytes=len(flatbuffer))
+
+
+def _int8_form(model):
+    from keras_cnn.models import shufflenet
+
+    return shufflenet.int8_form(model) if shufflenet.is_v1_pool_shortcut_model(model) else model
 
 
 def _check_tflite_arguments(model, path, quantization, representative_data, io_dtype, class_names,
@@ -165,9 +173,7 @@ def to_onnx(model, path, opset=17, *, verify_data=None, overwrite=False):
     _check_images("verify_data", verify_data, model)
     _check_free([path], overwrite)
     function, signature = _serving_function(model)
-    with _grouped_conv_as_one_node():
-        proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=opset)
-    data = proto.SerializeToString()
+    data = _onnx_convert.convert(function, signature, opset).SerializeToString()
     session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
     images = _verification_images(model, verify_data)
     single = np.concatenate([session.run(["probabilities"], {"image": im[None]})[0] for im in images])
@@ -177,33 +183,6 @@ def to_onnx(model, path, opset=17, *, verify_data=None, overwrite=False):
     result = _compare(model, images, batched, None, path, "onnx", runtime)
     _write_files({path: data})
     return dataclasses.replace(result, size_bytes=len(data))
-
-
-@contextlib.contextmanager
-def _grouped_conv_as_one_node():
-    """Trace each grouped convolution as one ``Conv2D`` node, which tf2onnx maps to ONNX ``Conv(group=g)``.
-
-    Keras's TensorFlow backend wraps a grouped convolution in an XLA-compiled function because TensorFlow's CPU
-    kernel has no groups; tf2onnx cannot inline such a function and leaves a ``StatefulPartitionedCall`` node
-    that onnxruntime rejects (ResNeXt, ShuffleNet v1). The traced graph is only converted, never run by
-    TensorFlow, and onnxruntime then checks it against Keras.
-    """
-    from keras.src.backend.tensorflow import nn as backend_nn  # pinned keras 3.15; tests/test_export_all.py
-
-    original = backend_nn.conv
-
-    def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
-        if (data_format or keras.config.image_data_format()) != "channels_last" or len(inputs.shape) != 4 \
-                or inputs.shape[-1] == kernel.shape[-2]:
-            return original(inputs, kernel, strides, padding, data_format, dilation_rate)
-        return tf.nn.convolution(inputs, kernel, strides, padding.upper(), data_format="NHWC",
-                                 dilations=dilation_rate)
-
-    backend_nn.conv = conv
-    try:
-        yield
-    finally:
-        backend_nn.conv = original
 
 
 def _check_model(model):

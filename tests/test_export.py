@@ -116,3 +116,28 @@ def test_int8_per_tensor_option_uses_one_scale_per_weight_and_is_smaller(lenet, 
     assert _largest_scale_vector(per_channel.path) == 120  # C5: one scale per output channel
     assert _largest_scale_vector(per_tensor.path) == 1
     assert per_tensor.size_bytes < per_channel.size_bytes and per_tensor.top1_agreement >= 31 / 32
+
+
+def test_onnx_conversion_collects_before_every_optimizer_pass_and_restores_gc(lenet, tmp_path):
+    """tf2onnx deep-copies the graph before each optimizer pass; without a collection in between the copies
+    pile up (ResNeXt-101 32x8d passed 24 GB; bench/bench_export_memory.py). A caller's gc.freeze is kept."""
+    import gc
+
+    from tf2onnx import optimizer
+
+    table, full_collections = optimizer._optimizers, []
+    callback = lambda phase, info: full_collections.append(1) if phase == "stop" and info["generation"] == 2 \
+        else None  # noqa: E731
+    gc.callbacks.append(callback)
+    gc.freeze()
+    try:
+        export.to_onnx(lenet, tmp_path / "lenet5.onnx")
+        assert gc.get_freeze_count() > 0  # still frozen (the count drops only by frozen objects freed since)
+    finally:
+        gc.callbacks.remove(callback)
+        gc.unfreeze()
+    # at least two rounds over every optimizer (the first changes the graph, so tf2onnx runs another)
+    assert len(full_collections) >= 2 * len(table)
+    assert optimizer._optimizers is table
+    export.to_onnx(lenet, tmp_path / "again.onnx")
+    assert gc.get_freeze_count() == 0

@@ -10,6 +10,7 @@ import pytest
 
 import keras_cnn
 from keras_cnn import registry
+from keras_cnn.models import shufflenet
 from keras_cnn.layers import (CeilModeMaxPooling2D, ChannelShuffle, ChannelSplit, DepthwiseAveragePooling2D,
                               DropPath)
 from keras_cnn.layers.group_conv import transfer_group_conv_weights
@@ -228,6 +229,28 @@ def test_shufflenet_v1_export_form_equals_native_form():
     np.testing.assert_allclose(back(images, training=False).numpy(), expected, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="no weights in the source model"):
         transfer_group_conv_weights(keras_cnn.build("squeezenet1_1", input_shape=SMALL), back)
+
+
+@pytest.mark.parametrize("groups, options", [(3, {"scale": 1.5}), (8, {"grouped_conv": "split"}),
+                                            (1, {"scale": 0.5}), (2, {"include_top": False})])
+def test_shufflenet_v1_int8_form_rebuilds_any_build_with_its_weights(groups, options):
+    head = {"classes": 5, "classifier_activation": None} if options.get("include_top", True) else {"pooling": "avg"}
+    model = keras_cnn.build(f"shufflenet_v1_g{groups}", input_shape=SMALL, name="mine", **head, **options)
+    for layer in model.layers:  # non-trivial weights everywhere, so a weight left behind would show
+        if layer.weights:
+            rng = np.random.default_rng(len(layer.name))
+            layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32") for w in layer.get_weights()])
+    assert shufflenet.is_v1_pool_shortcut_model(model)
+    form = shufflenet.int8_form(model)
+    assert not shufflenet.is_v1_pool_shortcut_model(form) and form.name == "mine"
+    assert form.count_params() == model.count_params() and form.output_shape == model.output_shape
+    assert all(layer.groups == 1 for layer in form.layers if isinstance(layer, keras.layers.Conv2D))
+    images = np.random.default_rng(1).uniform(size=(2, *SMALL)).astype("float32")
+    np.testing.assert_allclose(form(images).numpy(), model(images).numpy(), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="int8_form needs a ShuffleNet v1 built by keras_cnn"):
+        shufflenet.int8_form(form)  # already in the form
+    with pytest.raises(ValueError, match="int8_form needs a ShuffleNet v1"):
+        shufflenet.int8_form(keras_cnn.build("shufflenet_v2_x0_5", input_shape=SMALL))
 
 
 @pytest.mark.parametrize("groups, scale, millions", [(3, 0.5, 0.7), (3, 2.0, 5.4), (8, 0.5, 1.0), (8, 1.5, 4.3)])

@@ -6,6 +6,7 @@ up with the reference implementations and their weights.
 """
 
 import keras
+import numpy as np
 
 from keras_cnn import _validate
 from keras_cnn.layers.channel_shuffle import ChannelShuffle, ChannelSplit
@@ -15,7 +16,8 @@ from keras_cnn.layers.mbconv import depthwise_bn_act, make_divisible
 from keras_cnn.layers.pooling import DepthwiseAveragePooling2D
 from keras_cnn.registry import register
 
-__all__ = ["shufflenet_v1", "shufflenet_v2", "transfer_group_conv_weights"]
+__all__ = ["int8_form", "is_v1_pool_shortcut_model", "shufflenet_v1", "shufflenet_v2",
+           "transfer_group_conv_weights"]
 
 STAGE_REPEATS = (4, 8, 4)  # units in stages 2, 3, 4 (first one with stride 2), both papers
 
@@ -136,6 +138,65 @@ def _depthwise(x, strides, *, name):
         return depthwise_bn_act(x, 3, activation=None, name=name)
     x = keras.layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
     return depthwise_bn_act(x, 3, strides=strides, padding="valid", activation=None, name=name)
+
+
+def is_v1_pool_shortcut_model(model):
+    """True for a ShuffleNet v1 whose grouped convolutions or shortcut pooling are not yet in the int8 form."""
+    try:
+        pool = model.get_layer("stage2_block1_shortcut_pool")
+    except ValueError:
+        return False
+    grouped = any(isinstance(layer, keras.layers.Conv2D) and layer.groups > 1 for layer in model.layers)
+    return grouped or not isinstance(pool, DepthwiseAveragePooling2D)
+
+
+def int8_form(model):
+    """``model`` (a ShuffleNet v1 from ``keras_cnn.build``) rebuilt with ``grouped_conv="split",
+    shortcut_pool="depthwise"`` and its weights: the same function, in the form full-integer TFLite quantizes
+    without clipping (see :func:`shufflenet_v1`). Checked equal to ``model`` on random images."""
+    from keras_cnn import registry
+
+    if not is_v1_pool_shortcut_model(model):
+        raise ValueError(f"int8_form needs a ShuffleNet v1 built by keras_cnn with grouped convolutions or "
+                         f"pooled shortcuts (layer 'stage2_block1_shortcut_pool' not a DepthwiseAveragePooling2D); "
+                         f"received model {model.name!r}, which is not one or is already in its int8 form.")
+    groups = _v1_groups(model)
+    head = _head_arguments(model)
+    for scale in V1_STEM:
+        candidate = registry.build(f"shufflenet_v1_g{groups}", input_shape=model.input_shape[1:], scale=scale,
+                                   grouped_conv="split", shortcut_pool="depthwise", name=model.name, **head)
+        if candidate.count_params() == model.count_params():
+            transfer_group_conv_weights(model, candidate)
+            _check_same_function(model, candidate)
+            return candidate
+    raise ValueError(f"int8_form: no ShuffleNet v1 g={groups} scale in {list(V1_STEM)} matches the "
+                     f"{model.count_params():,} parameters of {model.name!r}.")
+
+
+def _v1_groups(model):
+    """g from the first grouped 1x1 convolution (stage 3's, grouped at every g > 1) in either form."""
+    names = {layer.name: layer for layer in model.layers}
+    if "stage3_block1_conv1" in names:
+        return names["stage3_block1_conv1"].groups
+    return sum(f"stage3_block1_conv1_g{i}" in names for i in range(1, 9))
+
+
+def _head_arguments(model):
+    names = {layer.name: layer for layer in model.layers}
+    if "predictions" in names:
+        dense = names["predictions"]
+        return {"classes": dense.units, "classifier_activation": dense.activation}
+    pooling = {"avg_pool": "avg", "max_pool": "max"}.get(model.layers[-1].name)
+    return {"include_top": False, "pooling": pooling}
+
+
+def _check_same_function(model, candidate):
+    images = np.random.default_rng(0).uniform(0, 1, (2, *model.input_shape[1:])).astype("float32")
+    expected = keras.ops.convert_to_numpy(model(images, training=False))
+    got = keras.ops.convert_to_numpy(candidate(images, training=False))
+    if not np.allclose(got, expected, atol=1e-4, rtol=1e-4):
+        raise ValueError(f"int8_form of {model.name!r} differs from it by {np.max(np.abs(got - expected)):.3g}; "
+                         f"was the model edited after keras_cnn.build?")
 
 
 for _groups, _widths in SHUFFLENET_V1.items():
