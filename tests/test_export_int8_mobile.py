@@ -18,8 +18,7 @@ import pytest
 
 import keras_cnn
 from keras_cnn import data, export
-from tests.conftest import small_size
-from tests.test_int8 import estimate_batch_norm
+from tests.conftest import estimate_batch_norm, small_size
 
 MOBILE = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v1_g3", "shufflenet_v2_x1_0",
           "squeezenet1_1", "efficientnet_b0"]

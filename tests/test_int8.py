@@ -15,6 +15,8 @@ import pytest
 
 import keras_cnn
 from keras_cnn import data, export
+from tests import test_export_int8_mobile
+from tests.conftest import estimate_batch_norm
 
 SIZE, CLASSES = 34, 10  # at 34 SqueezeNet 1.1 pools 16/8/4-pixel maps, so its ceil-mode padding is exported
 # name: (training epochs, build options). EfficientNet trains without drop path so that the training-mode pass
@@ -48,14 +50,6 @@ def train_briefly(model, images, labels, epochs):
     estimate_batch_norm(model, images[:256])
 
 
-def estimate_batch_norm(model, images):
-    """Set every BN's moving mean/variance to the statistics of ``images`` (one training-mode pass, momentum 0)."""
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = 0.0
-    model(images, training=True)
-
-
 def grouped_convs(interpreter):
     """CONV_2D operators whose filter depth differs from their input depth (grouped convolutions)."""
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
@@ -63,8 +57,8 @@ def grouped_convs(interpreter):
             and tensors[op["inputs"][1]]["shape"][-1] != tensors[op["inputs"][0]]["shape"][-1]]
 
 
-# squeezenet1_1 runs the stricter int8 test in CI (tests/test_export_int8_mobile.py), so here it is slow
-CI_ELSEWHERE = {"squeezenet1_1"}
+# the models that run the stricter int8 test in CI (tests/test_export_int8_mobile.py) are slow here
+CI_ELSEWHERE = test_export_int8_mobile.CI_MODELS
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.xdist_group(f"int8_{n}")]
