@@ -232,10 +232,11 @@ def test_shufflenet_v1_export_form_equals_native_form():
 
 
 @pytest.mark.parametrize("groups, options", [(3, {"scale": 1.5}), (8, {"grouped_conv": "split"}),
-                                            (1, {"scale": 0.5}), (2, {"include_top": False})])
+                                            (1, {"scale": 0.5}), (2, {"include_top": False}),
+                                            (4, {"input_shape": (None, None, 3), "include_top": False})])
 def test_shufflenet_v1_int8_form_rebuilds_any_build_with_its_weights(groups, options):
     head = {"classes": 5, "classifier_activation": None} if options.get("include_top", True) else {"pooling": "avg"}
-    model = keras_cnn.build(f"shufflenet_v1_g{groups}", input_shape=SMALL, name="mine", **head, **options)
+    model = keras_cnn.build(f"shufflenet_v1_g{groups}", **{"input_shape": SMALL, **options}, name="mine", **head)
     for layer in model.layers:  # non-trivial weights everywhere, so a weight left behind would show
         if layer.weights:
             rng = np.random.default_rng(len(layer.name))
