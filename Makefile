@@ -1,6 +1,7 @@
 # Two entry points that work on a fresh machine with plain python3: `make demo` and `make test`.
 # Both create .venv and install what is missing (re-run when setup.py changes).
 
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,7 +9,7 @@ STAMP := $(VENV)/.installed
 EXTRAS ?= cpu,dev
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 
-.PHONY: demo test test-all install clean
+.PHONY: demo test test-all test-exports install clean
 
 install: $(STAMP)
 
@@ -31,8 +32,21 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS) -m "not slow" tests
 
+# Everything, with the every-model export sweep run by test-exports.
 test-all: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS) tests
+	$(PY) -m pytest $(PYTEST_ARGS) --ignore=tests/test_export_all.py tests
+	$(MAKE) test-exports
+
+# Each model's export test (SavedModel, TFLite, ONNX) in its own process, EXPORT_JOBS at a time: one long-lived
+# pytest worker keeps memory from model to model (7-8 GB after ~15 of them), and the largest single export peaks
+# at 11.5 GB (senet154). EXPORT_MODELS is a list_models() wildcard, e.g. "resnext*".
+EXPORT_JOBS ?= 2
+EXPORT_MODELS ?= *
+test-exports: $(STAMP)
+	set -o pipefail; TF_CPP_MIN_LOG_LEVEL=3 $(PY) -c "import sys, keras_cnn; names = keras_cnn.list_models(sys.argv[1]); \
+		print(*names, sep='\n') if names else sys.exit(f'no model matches {sys.argv[1]!r}')" "$(EXPORT_MODELS)" \
+		| xargs -P $(EXPORT_JOBS) -I{} $(PY) -m pytest -q -p no:cacheprovider -m "slow or not slow" \
+		"tests/test_export_all.py::test_exports_agree_with_keras[{}]"
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

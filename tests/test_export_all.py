@@ -1,7 +1,8 @@
 """Every registered model exports to SavedModel, TFLite (float32) and ONNX, each within 1e-4 of Keras.
 
-The conversions cost 5-60 s a model on 2 cores, so CI runs one representative per family (CI_EXPORT) and the
-rest carry the ``slow`` mark: ``make test-all`` (or ``pytest -m slow``) runs them.
+The conversions cost 5 s to 11 min a model on 2 cores (resnet1202), so CI runs one representative per family
+(CI_EXPORT) and the rest carry the ``slow`` mark: ``make test-exports`` (part of ``make test-all``) runs every
+model's test in its own process.
 """
 
 import gc
