@@ -20,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import _common  # noqa: F401  (sets up the import path and TF logging first)
@@ -96,8 +97,6 @@ def row(name, fmt, arm, result):
 
 
 def main(argv=None):
-    import tempfile
-
     args = parse_args(argv)
     print(machine())
     print(f"input {args.size}x{args.size}x3, 10 classes; peak = process maximum resident memory (GiB); "

@@ -161,16 +161,22 @@ def int8_form(model):
                          f"pooled shortcuts (layer 'stage2_block1_shortcut_pool' not a DepthwiseAveragePooling2D); "
                          f"received model {model.name!r}, which is not one or is already in its int8 form.")
     groups = _v1_groups(model)
-    head = _head_arguments(model)
+    candidate = registry.build(f"shufflenet_v1_g{groups}", input_shape=model.input_shape[1:],
+                               scale=_v1_scale(model, groups), grouped_conv="split", shortcut_pool="depthwise",
+                               name=model.name, **_head_arguments(model))
+    transfer_group_conv_weights(model, candidate)
+    _check_same_function(model, candidate)
+    return candidate
+
+
+def _v1_scale(model, groups):
+    """The width multiplier whose stage-2 width (as :func:`shufflenet_v1` rounds it) is the model's."""
+    width = model.get_layer("stage2_block1_concat").output.shape[-1]
     for scale in V1_STEM:
-        candidate = registry.build(f"shufflenet_v1_g{groups}", input_shape=model.input_shape[1:], scale=scale,
-                                   grouped_conv="split", shortcut_pool="depthwise", name=model.name, **head)
-        if candidate.count_params() == model.count_params():
-            transfer_group_conv_weights(model, candidate)
-            _check_same_function(model, candidate)
-            return candidate
-    raise ValueError(f"int8_form: no ShuffleNet v1 g={groups} scale in {list(V1_STEM)} matches the "
-                     f"{model.count_params():,} parameters of {model.name!r}.")
+        if make_divisible(SHUFFLENET_V1[groups][0] * scale, 4 * groups) == width:
+            return scale
+    raise ValueError(f"int8_form: no ShuffleNet v1 g={groups} scale in {list(V1_STEM)} gives the stage-2 width "
+                     f"{width} of {model.name!r}.")
 
 
 def _v1_groups(model):
