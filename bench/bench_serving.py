@@ -56,27 +56,19 @@ def _peak_arms():
 def _frozen(model, batch):
     """The inference function with variables inlined as constants (what TFLite and ONNX converters see)."""
     import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    from keras_cnn import _compat
 
     function = tf.function(lambda x: model(x, training=False))
     concrete = function.get_concrete_function(tf.TensorSpec((batch, *model.input_shape[1:]), tf.float32))
-    return convert_variables_to_constants_v2(concrete)
+    return _compat.frozen(concrete)
 
 
 def _tflite(path, batch, threads):
-    from ai_edge_litert import interpreter as litert
+    from keras_cnn import _tflite
 
-    interpreter = litert.Interpreter(model_path=path, num_threads=threads)  # default resolver: XNNPACK on
-    index = interpreter.get_input_details()[0]["index"]
-    interpreter.resize_tensor_input(index, (batch, 224, 224, 3))
-    interpreter.allocate_tensors()
-    output = interpreter.get_output_details()[0]["index"]
-
-    def run(images):
-        interpreter.set_tensor(index, images)
-        interpreter.invoke()
-        return interpreter.get_tensor(output)
-    return run
+    interpreter, _ = _tflite.interpreter(path, num_threads=threads)  # default resolver: XNNPACK on
+    return lambda images: _tflite.predict(interpreter, images, batch_size=batch)
 
 
 def _onnx(path, threads):

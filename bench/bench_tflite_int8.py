@@ -34,36 +34,20 @@ DEFAULT_RECIPE = (2e-3, 10)
 SIZE = 224
 
 
-def _interpreter(path, threads):
-    from ai_edge_litert import interpreter as litert
-
-    interpreter = litert.Interpreter(model_path=path, num_threads=threads)  # default resolver: XNNPACK
-    interpreter.allocate_tensors()
-    return interpreter
-
-
 def _predict(path, images):
     """Top-1 classes of a TFLite file on images, one at a time (the files have batch 1 in mind)."""
-    import numpy as np
+    from keras_cnn import _tflite
 
-    from keras_cnn.export import _quantize  # the scale and zero point rule export verifies with
-
-    interpreter = _interpreter(path, 2)
-    given, wanted = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    classes = []
-    for image in images:
-        interpreter.set_tensor(given["index"], _quantize(image[None], given))
-        interpreter.invoke()
-        classes.append(int(np.argmax(interpreter.get_tensor(wanted["index"]))))  # argmax is scale-invariant
-    return np.array(classes)
+    interpreter, _ = _tflite.interpreter(path, num_threads=2)  # default resolver: XNNPACK
+    return _tflite.predict(interpreter, images).argmax(1)  # quantized as export verification does
 
 
 def _latency_arm(path, threads, image):
-    from keras_cnn.export import _quantize
+    from keras_cnn import _tflite
 
-    interpreter = _interpreter(path, threads)
-    given = interpreter.get_input_details()[0]
-    data = _quantize(image, given)
+    interpreter, _ = _tflite.interpreter(path, num_threads=threads)  # default resolver: XNNPACK
+    given, _ = _tflite.io_details(interpreter)
+    data = _tflite.quantize(image, given)  # once, outside the timed calls
 
     def run():
         interpreter.set_tensor(given["index"], data)

@@ -1,13 +1,19 @@
 """keras_cnn: the classic image-classification CNNs for Keras 3, faithful to their papers.
 
 ``keras_cnn.build("vgg16")`` makes a model; ``keras_cnn.list_models()`` lists the names; ``keras_cnn.to_fcn(model)``
-turns a dense head into convolutions for dense evaluation (``keras_cnn.evaluation``).
+turns a dense head into convolutions for dense evaluation (``keras_cnn.evaluation``); ``keras_cnn.model_config``
+and ``keras_cnn.rebuild`` read a model's build arguments and make weight-sharing variants of it.
 """
 
 from keras_cnn import models  # noqa: F401  (registers every family)
+from keras_cnn.features import feature_extractor
 from keras_cnn.fcn import to_fcn
+from keras_cnn.model import CNNModel, inference_model, model_config, rebuild
+from keras_cnn.profile import profile
 from keras_cnn.registry import build, list_models
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-__all__ = ["__version__", "build", "list_models", "to_fcn"]
+__all__ = ["CNNModel", "__version__", "build", "inference_model", "list_models", "model_config", "rebuild", "to_fcn"]
+__all__ += ["profile"]
+__all__ += ["feature_extractor"]

@@ -4,12 +4,13 @@ Both are scoped to one conversion and undone afterwards; onnxruntime then checks
 (``keras_cnn.export.to_onnx``), so neither can pass a wrong graph unnoticed.
 """
 
-import collections
 import contextlib
 import gc
 
 import keras
 import tensorflow as tf
+
+from keras_cnn import _compat
 
 
 def convert(function, signature, opset):
@@ -21,7 +22,6 @@ def convert(function, signature, opset):
     return proto
 
 
-@contextlib.contextmanager
 def _grouped_conv_as_one_node():
     """Trace each grouped convolution as one ``Conv2D`` node, which tf2onnx maps to ONNX ``Conv(group=g)``.
 
@@ -30,22 +30,17 @@ def _grouped_conv_as_one_node():
     that onnxruntime rejects (ResNeXt, ShuffleNet v1). The traced graph is only converted, never run by
     TensorFlow.
     """
-    from keras.src.backend.tensorflow import nn as backend_nn  # pinned keras 3.15; tests/test_export_all.py
 
-    original = backend_nn.conv
+    def make(original):
+        def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+            if (data_format or keras.config.image_data_format()) != "channels_last" or len(inputs.shape) != 4 \
+                    or inputs.shape[-1] == kernel.shape[-2]:
+                return original(inputs, kernel, strides, padding, data_format, dilation_rate)
+            return tf.nn.convolution(inputs, kernel, strides, padding.upper(), data_format="NHWC",
+                                     dilations=dilation_rate)
+        return conv
 
-    def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
-        if (data_format or keras.config.image_data_format()) != "channels_last" or len(inputs.shape) != 4 \
-                or inputs.shape[-1] == kernel.shape[-2]:
-            return original(inputs, kernel, strides, padding, data_format, dilation_rate)
-        return tf.nn.convolution(inputs, kernel, strides, padding.upper(), data_format="NHWC",
-                                 dilations=dilation_rate)
-
-    backend_nn.conv = conv
-    try:
-        yield
-    finally:
-        backend_nn.conv = original
+    return _compat.keras_tensorflow_conv(make)
 
 
 @contextlib.contextmanager
@@ -58,18 +53,13 @@ def _collect_between_optimizers():
     passed 24 GB. Collecting before each pass keeps ResNet-50 at 2.3 GB. Objects alive before the conversion are
     frozen (``gc.freeze``) so that each collection scans only the converter's own objects.
     """
-    from tf2onnx import optimizer  # pinned tf2onnx 1.17: optimize_graph reads this table on each call
-
-    original = optimizer._optimizers
-    optimizer._optimizers = collections.OrderedDict((name, _collecting(factory))
-                                                    for name, factory in original.items())
     froze = gc.get_freeze_count() == 0  # a caller's own freeze (e.g. before fork) is left alone
     if froze:
         gc.freeze()
     try:
-        yield
+        with _compat.tf2onnx_optimizers(_collecting):
+            yield
     finally:
-        optimizer._optimizers = original
         if froze:
             gc.unfreeze()
 

@@ -4,21 +4,22 @@
 accumulates over batches; ``ClassificationMetrics`` predicts the whole
 validation set once per evaluated epoch and computes the values exactly with
 ``keras_cnn.metrics``.
+
+Its plots are drawn by ``keras_cnn._plots`` (``save_plots``, public here) and its TensorBoard scalars written by
+``keras_cnn._tensorboard``.
 """
 
 import math
 import os
 import warnings
-from typing import Callable, NamedTuple
 
 import keras
 import numpy as np
 
 from . import _validate
 from . import metrics as _metrics
-
-# Beyond this many classes per-class curves and annotated cells stop being readable.
-MAX_PLOT_CLASSES = 20
+from ._plots import MAX_PLOT_CLASSES, save_plots  # noqa: F401  (public here: keras_cnn.callbacks.save_plots)
+from ._tensorboard import ScalarWriter
 
 
 def _single_output(prediction):
@@ -111,13 +112,13 @@ class ClassificationMetrics(keras.callbacks.Callback):
         self.every_n_epochs = every_n_epochs
         self.class_names = None if class_names is None else [str(n) for n in class_names]
         self.log_dir = None if log_dir is None else os.fspath(log_dir)
+        self._scalars = None if log_dir is None else ScalarWriter(log_dir)
         self.plot_dir = None if plot_dir is None else os.fspath(plot_dir)
         self.threshold = threshold
         self.per_class = per_class
         self.from_logits = from_logits
         self.batch_size = batch_size
         self.plot_every_n_epochs = plot_every_n_epochs
-        self._writer = None
 
     @staticmethod
     def _split_validation_data(data):
@@ -202,7 +203,8 @@ class ClassificationMetrics(keras.callbacks.Callback):
             values = self._values(y_true, y_score)
             if logs is not None:
                 logs.update(values)
-            self._write_scalars(values, epoch)
+            if self._scalars is not None:
+                self._scalars.write(values, epoch)
         if plot:
             self._save_plots(y_true, y_score, f"epoch_{epoch + 1:03d}")
 
@@ -210,29 +212,8 @@ class ClassificationMetrics(keras.callbacks.Callback):
         if self.plot_dir is not None:
             y_true, y_score = self._predict()
             self._save_plots(y_true, y_score, "final")
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
-    def _write_scalars(self, values, epoch):
-        if self.log_dir is None:
-            return
-        import tensorflow as tf  # only TensorBoard logging needs it
-        from tensorflow.core.framework import summary_pb2
-
-        if self._writer is None:
-            self._writer = tf.summary.create_file_writer(self.log_dir)
-        # tf.summary.scalar lives in the tensorboard package, which tensorflow-cpu
-        # does not install; tf.summary.write with the scalar plugin's metadata
-        # writes the same record with TensorFlow alone.
-        metadata = summary_pb2.SummaryMetadata(
-            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
-            data_class=summary_pb2.DATA_CLASS_SCALAR,
-        )
-        with self._writer.as_default(step=epoch):
-            for key, value in values.items():
-                tf.summary.write(key, tf.constant(value, tf.float32), metadata=metadata)
-        self._writer.flush()
+        if self._scalars is not None:
+            self._scalars.close()
 
     def _save_plots(self, y_true, y_score, tag):
         with warnings.catch_warnings():
@@ -247,109 +228,3 @@ class ClassificationMetrics(keras.callbacks.Callback):
                 class_names=self.class_names,
                 threshold=self._threshold(),
             )
-
-
-# ---------------------------------------------------------------- plots
-
-
-def _figure(n_axes=1, ncols=1, size=5.0):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    nrows = math.ceil(n_axes / ncols)
-    # An Agg canvas on a bare Figure leaves pyplot and the global backend untouched.
-    fig = Figure(figsize=(size * ncols, size * nrows), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[n_axes:]:
-        ax.set_axis_off()
-    return fig, axes[:n_axes]
-
-
-def _labels(task, n_classes, class_names):
-    if class_names is not None:
-        return list(class_names)
-    return ["negative", "positive"] if task == "binary" else [f"class {k}" for k in range(n_classes)]
-
-
-class _CurveKind(NamedTuple):
-    curve: Callable  # precision_recall_curve or roc_curve
-    area: Callable  # pr_auc or roc_auc
-    swap_xy: bool  # the PR functions return (precision, recall), plotted recall first
-    drawstyle: str
-    labels: tuple  # x label, y label, title, diagonal's label
-    legend: str
-
-
-_PR = _CurveKind(_metrics.precision_recall_curve, _metrics.pr_auc, True, "steps-post",
-                 ("recall", "precision", "Precision-recall (legend: average precision)", "P = R (break-even)"),
-                 "lower left")
-_ROC = _CurveKind(_metrics.roc_curve, _metrics.roc_auc, False, "default",
-                  ("false positive rate", "true positive rate", "ROC (legend: AUC)", "chance"), "lower right")
-
-
-def _curve_plot(path, kind, y_true, y_score, task, names):
-    """One figure: per-class curves (up to MAX_PLOT_CLASSES) and the micro curve."""
-    fig, (ax,) = _figure()
-    if task == "binary":
-        curves = [(kind.curve(y_true, y_score, task=task), kind.area(y_true, y_score, task=task), names[-1], 1.5)]
-    else:
-        per_class = kind.curve(y_true, y_score, task=task, average=None)
-        areas = kind.area(y_true, y_score, task=task, average=None)
-        curves = list(zip(per_class, areas, names, [1.0] * len(names)))[:MAX_PLOT_CLASSES]
-        micro = kind.curve(y_true, y_score, task=task, average="micro")
-        curves.append((micro, kind.area(y_true, y_score, task=task, average="micro"), "micro", 2.5))
-    for (a, b, _), area, name, width in curves:
-        if not np.isnan(area):
-            x, y = (b, a) if kind.swap_xy else (a, b)
-            ax.plot(x, y, lw=width, drawstyle=kind.drawstyle, label=f"{name} ({area:.3f})")
-    xlabel, ylabel, title, diagonal = kind.labels
-    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label=diagonal)
-    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel=xlabel, ylabel=ylabel, title=title)
-    ax.legend(loc=kind.legend, fontsize="small")
-    fig.savefig(path, dpi=100)
-    return path
-
-
-def _matrix(ax, counts, row_names, col_names, title):
-    ax.imshow(counts, cmap="Blues")
-    ax.set(
-        xticks=range(len(col_names)), yticks=range(len(row_names)), xlabel="predicted", ylabel="true", title=title
-    )
-    ax.set_xticklabels(col_names, rotation=90 if len(col_names) > 2 else 0)
-    ax.set_yticklabels(row_names)
-    if counts.shape[0] <= MAX_PLOT_CLASSES:
-        dark = counts > counts.max() / 2
-        for (i, j), n in np.ndenumerate(counts):
-            ax.text(j, i, str(n), ha="center", va="center", color="white" if dark[i, j] else "black")
-
-
-def save_plots(y_true, y_score, plot_dir, *, task="multiclass", tag="final", class_names=None, threshold=0.5):
-    """Write ``<tag>_pr_curve.png``, ``<tag>_roc_curve.png`` and ``<tag>_confusion_matrix.png``.
-
-    Useful after ``fit`` too, e.g. on ``model.predict`` once EarlyStopping has
-    restored the best weights (the callback's ``final`` plots show the weights
-    at the end of training).  Returns the paths written.
-    """
-    os.makedirs(plot_dir, exist_ok=True)
-    cm = _metrics.confusion_matrix(y_true, y_score, task=task, threshold=threshold)
-    n_classes = 2 if task == "binary" else cm.shape[0]
-    names = _labels(task, n_classes, class_names)
-    if len(names) != n_classes:
-        raise ValueError(f"class_names must have {n_classes} names; received {len(names)}")
-    stem = os.path.join(plot_dir, tag)
-    paths = [
-        _curve_plot(f"{stem}_pr_curve.png", _PR, y_true, y_score, task, names),
-        _curve_plot(f"{stem}_roc_curve.png", _ROC, y_true, y_score, task, names),
-    ]
-    if task == "multilabel":
-        shown = min(n_classes, MAX_PLOT_CLASSES)
-        fig, axes = _figure(shown, ncols=min(shown, 5), size=2.6)
-        for ax, counts, name in zip(axes, cm, names):
-            _matrix(ax, counts, ["0", "1"], ["0", "1"], name)
-    else:
-        fig, (ax,) = _figure(size=max(5.0, 0.4 * n_classes))
-        _matrix(ax, cm, names, names, "Confusion matrix")
-    paths.append(f"{stem}_confusion_matrix.png")
-    fig.savefig(paths[-1], dpi=100)
-    return paths

@@ -1,4 +1,5 @@
-"""The ``keras-cnn`` command line: ``keras-cnn train | evaluate | predict | export`` (``apps/*.py`` are the same).
+"""The ``keras-cnn`` command line: ``keras-cnn train | evaluate | predict | export | profile`` (``apps/*.py`` are the
+same).
 
 Each command lives in ``keras_cnn.app.<command>``; this module dispatches and turns a user mistake (a
 ``ValueError``, ``TypeError`` or missing file raised with a message naming the flag) into a one-line error
@@ -9,7 +10,7 @@ import ast
 import importlib
 import sys
 
-COMMANDS = ("train", "evaluate", "predict", "export")
+COMMANDS = ("train", "evaluate", "predict", "export", "profile")
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError)
 
 

@@ -1,10 +1,37 @@
 """Data sources. ``digits`` is real data that ships inside scikit-learn, so it works offline."""
 
+from typing import NamedTuple
+
 import numpy as np
 
-from keras_cnn import _validate
+from keras_cnn import _images, _validate
 
 DIGITS_CLASSES = 10
+SOURCE_FORMS = "'digits', 'folder:PATH' or 'tfds:NAME[:SPLIT]'"
+
+
+class DataSource(NamedTuple):
+    """A parsed data-source string (:func:`parse_source`)."""
+
+    kind: str  # "digits", "folder" or "tfds"
+    location: str = None  # the folder, or the tensorflow-datasets name
+    split: str = None  # the tfds split given after the name ("train[:80%]"), else None
+
+
+def parse_source(source, name="source"):
+    """``digits | folder:PATH | tfds:NAME[:SPLIT]`` -> :class:`DataSource`; anything else is a ``TypeError`` (not
+    a string) or ``ValueError`` naming ``name`` (the argument or flag), the forms and what was received."""
+    if not isinstance(source, str):
+        raise TypeError(f"{name} must be {SOURCE_FORMS}; received {source!r}.")
+    kind, _, rest = source.partition(":")
+    if kind == "digits" and not rest:
+        return DataSource(kind)
+    if kind == "folder" and rest:
+        return DataSource(kind, rest)
+    if kind == "tfds" and rest:
+        dataset, _, split = rest.partition(":")
+        return DataSource(kind, dataset, split or None)
+    raise ValueError(f"{name} must be {SOURCE_FORMS}; received {source!r}.")
 
 
 def digits(image_size=(32, 32), channels=1, split=(0.6, 0.2, 0.2), seed=0):
@@ -47,33 +74,16 @@ def load_images(source, *, image_size, channels, split="train", limit=None, data
     error when it is not prepared there).
     Returns ``(x, y, class_names)``; ``limit`` keeps the first ``limit`` images.
     """
-    if not isinstance(source, str):
-        raise TypeError(f"source must be 'digits', 'folder:PATH' or 'tfds:NAME[:SPLIT]'; received {source!r}.")
-    kind, _, rest = source.partition(":")
-    if kind == "digits" and not rest:
+    parsed = parse_source(source)
+    if parsed.kind == "digits":
         x, y = digits(image_size=image_size, channels=channels)[_validate.check_choice(
             "split", split, ("train", "val", "test"))]
         names = [str(i) for i in range(DIGITS_CLASSES)]
-    elif kind == "folder" and rest:
-        x, y, names = _folder(rest, image_size, channels, limit)
-    elif kind == "tfds" and rest:
-        name, _, tfds_split = rest.partition(":")
-        x, y, names = _tfds(name, tfds_split or split, image_size, channels, limit, data_dir, download)
+    elif parsed.kind == "folder":
+        x, y, names = _folder(parsed.location, image_size, channels, limit)
     else:
-        raise ValueError(f"source must be 'digits', 'folder:PATH' or 'tfds:NAME[:SPLIT]'; received {source!r}.")
+        x, y, names = _tfds(parsed.location, parsed.split or split, image_size, channels, limit, data_dir, download)
     return (x[:limit], y[:limit], names) if limit else (x, y, names)
-
-
-def _to_model_input(image, image_size, channels):
-    """uint8/float image (H, W, c) -> float32 (h, w, channels) in [0, 1]."""
-    import tensorflow as tf
-
-    image = tf.convert_to_tensor(image)
-    image = tf.image.convert_image_dtype(image, tf.float32) if image.dtype == tf.uint8 else tf.cast(image, tf.float32)
-    if image.shape[-1] != channels:
-        image = tf.image.rgb_to_grayscale(image) if image.shape[-1] == 3 and channels == 1 else image[..., :1]
-        image = tf.repeat(image, channels, axis=-1) if channels != 1 else image
-    return tf.image.resize(image, image_size, antialias=True).numpy()
 
 
 def scan_folder(path, *, workers=8):
@@ -96,7 +106,8 @@ def scan_folder(path, *, workers=8):
                   for file in sorted(os.listdir(os.path.join(path, name)))
                   if os.path.isfile(os.path.join(path, name, file))]
     with ThreadPoolExecutor(workers) as pool:
-        readable = list(pool.map(_decodes, (file for file, _ in candidates)))
+        readable = list(pool.map(lambda file: _images.read_image(file, 3) is not None,
+                                 (file for file, _ in candidates)))
     kept = [pair for pair, ok in zip(candidates, readable) if ok]
     skipped = len(candidates) - len(kept)
     if skipped:
@@ -106,23 +117,9 @@ def scan_folder(path, *, workers=8):
     return [f for f, _ in kept], np.asarray([label for _, label in kept], dtype="int64"), names, skipped
 
 
-def _decodes(file):
-    import tensorflow as tf
-
-    try:
-        tf.io.decode_image(tf.io.read_file(file), channels=3, expand_animations=False)
-        return True
-    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.UnknownError):
-        return False
-
-
 def _folder(path, image_size, channels, limit):
-    import tensorflow as tf
-
     files, labels, names, _ = scan_folder(path)
-    images = [_to_model_input(tf.io.decode_image(tf.io.read_file(file), channels=3 if channels > 1 else 1,
-                                                 expand_animations=False), image_size, channels)
-              for file in files[:limit]]
+    images = [_images.decode_image(file, channels, image_size).numpy() for file in files[:limit]]
     return np.stack(images), labels[:limit], names
 
 
@@ -153,5 +150,5 @@ def tfds_dataset(name, split, *, data_dir=None, download=False):
 def _tfds(name, split, image_size, channels, limit, data_dir, download):
     dataset, names = tfds_dataset(name, split, data_dir=data_dir, download=download)
     pairs = list(dataset.take(limit) if limit else dataset)
-    x = np.stack([_to_model_input(image, image_size, channels) for image, _ in pairs])
+    x = np.stack([_images.to_model_range(image, image_size, channels).numpy() for image, _ in pairs])
     return x, np.asarray([int(label) for _, label in pairs]), names

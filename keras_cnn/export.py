@@ -18,7 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_cnn import _onnx_convert, _validate
+from keras_cnn import _compat, _onnx_convert, _tflite, _validate
+from keras_cnn.model import int8_form
 
 QUANTIZATIONS = (None, "float16", "dynamic", "int8")
 IO_DTYPES = ("float32", "int8", "uint8")
@@ -90,35 +91,30 @@ def to_tflite(model, path, quantization=None, representative_data=None, io_dtype
     stores a float32 scale and an int64 zero point per channel for a kernel and again for its int32 bias, which
     is 7-20% of a small mobile model's int8 file; one scale saves that at some cost in accuracy (README, Export).
     The three files are written together or not at all; existing ones are replaced only with ``overwrite=True``.
-    A ShuffleNet v1 is converted to int8 from its equivalent int8 form (``keras_cnn.models.shufflenet.int8_form``:
-    the same weights and function; its pooled shortcuts otherwise make TFLite clip residual sums).
+    A model whose family registers an int8 form (ShuffleNet v1) is converted to int8 from it
+    (:func:`keras_cnn.model.int8_form`: the same weights and function, read from the model's build config; its
+    pooled shortcuts otherwise make TFLite clip residual sums).
     """
     path = _check_tflite_arguments(model, path, quantization, representative_data, io_dtype, class_names,
                                    preprocessing, num_calibration_samples, per_channel, verify_data)
     files = [path, f"{path}.json"] + ([_labels_path(path)] if class_names else [])
     _check_free(files, overwrite)
     with tempfile.TemporaryDirectory() as staging:
-        _write_saved_model(_int8_form(model) if quantization == "int8" else model, staging)
+        _write_saved_model(int8_form(model) if quantization == "int8" else model, staging)
         converter = _converter(staging, quantization, representative_data, io_dtype, num_calibration_samples,
                                per_channel)
         flatbuffer = converter.convert()
-        interpreter, runtime = _interpreter(flatbuffer)
+        interpreter, runtime = _tflite.interpreter(flatbuffer, delegates=False)  # inspect the ops as written
         if quantization == "int8":
             _check_integer_only(interpreter)
         images = _verification_images(model, verify_data)
-        result = _compare(model, images, _run_tflite(interpreter, images), quantization, path, "tflite", runtime)
+        result = _compare(model, images, _tflite.predict(interpreter, images), quantization, path, "tflite", runtime)
     sidecar = _tflite_sidecar(model, interpreter, result, preprocessing, class_names, path)
     contents = [flatbuffer, json.dumps(sidecar, indent=2).encode()]
     if class_names:
         contents.append(("\n".join(map(str, class_names)) + "\n").encode())
     _write_files(dict(zip(files, contents)))
     return dataclasses.replace(result, size_bytes=len(flatbuffer))
-
-
-def _int8_form(model):
-    from keras_cnn.models import shufflenet
-
-    return shufflenet.int8_form(model) if shufflenet.is_v1_pool_shortcut_model(model) else model
 
 
 def _check_tflite_arguments(model, path, quantization, representative_data, io_dtype, class_names,
@@ -164,12 +160,10 @@ def to_onnx(model, path, opset=17, *, verify_data=None, overwrite=False):
     an existing file is replaced only with ``overwrite=True``.
     """
     import onnxruntime
-    import tf2onnx
 
     _check_model(model)
     path = _validate.check_path("path", path)
-    # the newest opset this tf2onnx writes; above it tf2onnx fails only after the whole conversion
-    opset = _validate.check_int("opset", opset, minimum=13, maximum=max(tf2onnx.constants.OPSET_TO_IR_VERSION))
+    opset = _validate.check_int("opset", opset, minimum=13, maximum=_compat.tf2onnx_max_opset())
     _check_images("verify_data", verify_data, model)
     _check_free([path], overwrite)
     function, signature = _serving_function(model)
@@ -238,8 +232,7 @@ def _converter(saved_model, quantization, representative_data, io_dtype, samples
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
     if quantization is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        # the converter's only switch for per-tensor weights (TF 2.4 to 2.21); tests/test_export.py guards it
-        converter._experimental_disable_per_channel = not per_channel
+        _compat.set_per_channel(converter, per_channel)
     if quantization == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if quantization == "int8":
@@ -266,26 +259,13 @@ def _samples(data, limit):
             yield image[None]
 
 
-def _interpreter(flatbuffer):
-    try:
-        from ai_edge_litert import interpreter as litert
-
-        resolver = litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES  # inspect the ops as written
-        interpreter = litert.Interpreter(model_content=flatbuffer, experimental_op_resolver_type=resolver)
-        runtime = "ai_edge_litert"
-    except ImportError:
-        interpreter, runtime = tf.lite.Interpreter(model_content=flatbuffer), "tf.lite.Interpreter"
-    interpreter.allocate_tensors()
-    return interpreter, runtime
-
-
 def _check_integer_only(interpreter):
     """Refuse Flex/custom operators and float tensors anywhere but the model's float input and output, which one
     QUANTIZE and one DEQUANTIZE convert (a DEQUANTIZE inside the graph would hand floats to the next op)."""
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
     boundary = {d["index"] for d in interpreter.get_input_details() + interpreter.get_output_details()}
     offenders = {}  # op name -> its first float tensor
-    for op in interpreter._get_ops_details():
+    for op in _compat.tflite_ops(interpreter):
         name = op["op_name"]
         if name.startswith("Flex") or name in ("CUSTOM", "DELEGATE"):
             raise ExportVerificationError(f"int8 model contains the non-builtin operator {name!r}.")
@@ -299,31 +279,6 @@ def _check_integer_only(interpreter):
         names = sorted(offenders, key=lambda n: n in BOUNDARY_OPS)
         raise ExportVerificationError(f"int8 model computes {', '.join(names)} in floating point (tensor "
                                       f"{offenders[names[0]]!r}); the model has an op TFLite cannot quantize.")
-
-
-def _run_tflite(interpreter, images):
-    runner = interpreter.get_signature_runner("serving_default")
-    given, wanted = runner.get_input_details()["image"], runner.get_output_details()["probabilities"]
-    outputs = []
-    for image in images:
-        out = runner(image=_quantize(image[None], given))["probabilities"]
-        outputs.append(_dequantize(out, wanted))
-    return np.concatenate(outputs)
-
-
-def _quantize(x, details):
-    scale, zero_point = details["quantization"]
-    if not np.issubdtype(details["dtype"], np.integer):
-        return x.astype(details["dtype"])
-    info = np.iinfo(details["dtype"])
-    return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(details["dtype"])
-
-
-def _dequantize(y, details):
-    scale, zero_point = details["quantization"]
-    if not np.issubdtype(details["dtype"], np.integer):
-        return y.astype("float32")
-    return ((y.astype("float32") - zero_point) * scale).astype("float32")
 
 
 def _verification_images(model, data):
@@ -346,8 +301,7 @@ def _compare(model, images, got, quantization, path, fmt, runtime):
 
 
 def _tflite_sidecar(model, interpreter, result, preprocessing, class_names, path):
-    runner = interpreter.get_signature_runner("serving_default")
-    io = {"input": runner.get_input_details()["image"], "output": runner.get_output_details()["probabilities"]}
+    io = dict(zip(("input", "output"), _tflite.io_details(interpreter)))
     sidecar = {"model": model.name, "format": "tflite", "quantization": result.quantization,
                "preprocessing": preprocessing, "class_names": list(class_names) if class_names else None,
                "labels_file": os.path.basename(_labels_path(path)) if class_names else None,
@@ -355,7 +309,7 @@ def _tflite_sidecar(model, interpreter, result, preprocessing, class_names, path
                                 "top1_agreement": result.top1_agreement}}
     for key, details in io.items():
         scale, zero_point = details["quantization"]
-        sidecar[key] = {"name": "image" if key == "input" else "probabilities",
+        sidecar[key] = {"name": _tflite.INPUT if key == "input" else _tflite.OUTPUT,
                         "shape": [int(d) for d in details["shape_signature"]],
                         "dtype": np.dtype(details["dtype"]).name,
                         "quantization": {"scale": float(scale), "zero_point": int(zero_point)} if scale else None}

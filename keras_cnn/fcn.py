@@ -9,7 +9,7 @@ of class posteriors, one per window, at the network's total stride.
 import keras
 import numpy as np
 
-from keras_cnn import _validate
+from keras_cnn import _compat, _validate
 from keras_cnn.layers import WindowConv2D
 
 # Layers that act on each position's channel vector alone, so they carry over to maps unchanged.
@@ -53,7 +53,7 @@ def _split_head(model):
     head = []
     tensor = model.outputs[0]
     while True:
-        layer, node_index, _ = tensor._keras_history
+        layer, inputs = _compat.producer(tensor)
         if isinstance(layer, (keras.layers.Flatten, keras.layers.GlobalAveragePooling2D)):
             if isinstance(layer, keras.layers.GlobalAveragePooling2D) and layer.keepdims:
                 raise ValueError(f"layer {layer.name!r}: GlobalAveragePooling2D(keepdims=True) is not supported.")
@@ -71,7 +71,6 @@ def _split_head(model):
                 f"{model.name!r}: between the Flatten/GlobalAveragePooling2D and the output only Dense, Dropout, "
                 "activation and BatchNormalization layers can be turned into convolutions."
             )
-        inputs = layer._inbound_nodes[node_index].input_tensors
         if len(inputs) != 1:
             raise ValueError(f"to_fcn: layer {layer.name!r} in the head has {len(inputs)} inputs; expected one.")
         head.append(layer)

@@ -34,6 +34,7 @@ class ModelEntry:
     fixed_input: bool
     spec: Any
     defaults: Mapping
+    int8_options: Mapping = dataclasses.field(default_factory=dict)
 
     @property
     def options(self):
@@ -47,7 +48,8 @@ def _builder_options(builder):
     return {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY and p.name != "spec"}
 
 
-def register(name, *, family, default_input, min_input, fixed_input=False, spec=None, **defaults):
+def register(name, *, family, default_input, min_input, fixed_input=False, spec=None, int8_options=None,
+             **defaults):
     """Register ``builder`` under ``name`` (decorator).
 
     Args:
@@ -58,6 +60,8 @@ def register(name, *, family, default_input, min_input, fixed_input=False, spec=
         fixed_input: True when the classifier flattens a feature map, so ``include_top=True`` needs a static
             height and width.
         spec: this variant's row of the family table, passed to the builder as ``spec=``.
+        int8_options: option values that give the same function in a form full-integer TFLite quantizes
+            better (:func:`keras_cnn.model.int8_form`), e.g. ShuffleNet v1's split grouped convolutions.
         **defaults: this variant's values for the family's options (e.g. ``batch_norm=True``).
     """
 
@@ -68,7 +72,7 @@ def register(name, *, family, default_input, min_input, fixed_input=False, spec=
         if unknown:
             raise TypeError(f"register({name!r}): {sorted(unknown)} are not options of {builder.__name__}.")
         _REGISTRY[name] = ModelEntry(name, builder, family, tuple(default_input), min_input, fixed_input, spec,
-                                     defaults)
+                                     defaults, dict(int8_options or {}))
         return builder
 
     return decorator
@@ -107,6 +111,7 @@ def build(
     classifier_activation="softmax",
     weights=None,
     name=None,
+    dtype=None,
     **options,
 ):
     """Build a registered model as a functional ``keras.Model`` (channels-last).
@@ -114,8 +119,11 @@ def build(
     Arguments follow ``keras.applications``: ``include_top`` keeps the classifier; otherwise ``pooling``
     (None, "avg" or "max") reduces the last feature map. ``classifier_activation`` is None (logits) or a Keras
     activation. ``weights`` is None (random initialisation) or a path to a ``.weights.h5`` file; no pretrained
-    weights are bundled. ``options`` are the family's variant options (see ``keras_cnn.registry.get(name)
-    .options``); an unknown option is a ``TypeError`` naming it.
+    weights are bundled. ``dtype`` is a Keras dtype policy name (e.g. ``"mixed_bfloat16"``) for this model's
+    layers; None uses the global policy. ``options`` are the family's variant options (see
+    ``keras_cnn.registry.get(name).options``); an unknown option is a ``TypeError`` naming it.
+
+    The model is a :class:`keras_cnn.model.CNNModel` carrying these arguments (:func:`keras_cnn.model_config`).
     """
     entry = get(model_name)
     options = _merge_options(entry, options)
@@ -123,14 +131,31 @@ def build(
     weights = _head.check_weights(weights)
     if name is not None and not isinstance(name, str):
         raise TypeError(f"name must be a string or None; received {name!r}.")
-    inputs, img_input = _head.make_input(entry, input_shape, input_tensor, include_top)
-    outputs = entry.builder(img_input, head, spec=entry.spec, **options)
     import keras
 
-    model = keras.Model(inputs, outputs, name=name or entry.name)
+    from keras_cnn import model as _model
+
+    dtype = keras.config.dtype_policy().name if dtype is None else _check_dtype(dtype)
+    with _model.dtype_policy(dtype):
+        inputs, img_input = _head.make_input(entry, input_shape, input_tensor, include_top)
+        outputs = entry.builder(img_input, head, spec=entry.spec, **options)
+    config = {"model_name": entry.name, **{k: getattr(head, k) for k in _model.HEAD_ARGUMENTS},
+              "input_shape": tuple(img_input.shape[1:]),
+              "name": name or entry.name, "dtype": dtype, **options}
+    model = _model.stored_config(inputs, outputs, name or entry.name, config)
     if weights is not None:
         model.load_weights(weights)
     return model
+
+
+def _check_dtype(dtype):
+    import keras
+
+    try:
+        return keras.dtype_policies.get(dtype).name
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"dtype must be a Keras dtype policy name such as 'float32', 'mixed_float16' or "
+                         f"'mixed_bfloat16'; received {dtype!r}.") from error
 
 
 def _merge_options(entry, options):

@@ -1,5 +1,6 @@
-"""DenseNet: table values, options, and the memory-efficient mode against the plain one."""
+"""DenseNet: table values, spec rows, options, and the memory-efficient mode against the plain one."""
 
+import dataclasses
 import functools
 
 import keras
@@ -8,12 +9,21 @@ import pytest
 import tensorflow as tf
 
 import keras_cnn
+from keras_cnn import registry
 from keras_cnn.layers import ConcatBNReLUConv
+from keras_cnn.models.densenet import DenseNetSpec
 from tests.counts.densenet import DERIVATION, REFERENCE, derived_count
+from tests.spec_variants import build_variant
 from tests.test_param_counts import trainable_count
 
 # A small CIFAR-style DenseNet-BC: every kind of layer, a few seconds to trace.
-SMALL = {"input_shape": (16, 16, 3), "classes": 3, "block_config": (3, 2, 2), "growth_rate": 4}
+SMALL_ROW = {"block_config": (3, 2, 2), "growth_rate": 4}
+
+
+def small(spec_changes=(), size=16, **options):
+    """densenet_bc_100's builder on the small row (with ``spec_changes``) at ``size``, 3 classes."""
+    return build_variant("densenet_bc_100", {**SMALL_ROW, **dict(spec_changes)}, input_shape=(size, size, 3),
+                         **options)
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE))
@@ -29,10 +39,10 @@ def test_derivation_gives_paper_table2_counts_without_b_and_c(depth, growth_rate
     assert round(count / 1e6, 1) == millions
 
 
-def test_options_build_the_plain_densenet_of_table2():
-    """DenseNet (L=40, k=12) from the options: 1.0M parameters, no bottleneck convolutions."""
-    model = keras_cnn.build("densenet_bc_100", classes=10, block_config=(12, 12, 12), bottleneck=False,
-                            compression=1.0, init_features=16)
+def test_spec_row_builds_the_plain_densenet_of_table2():
+    """DenseNet (L=40, k=12), Table 2's row without B and C: 1.0M parameters, no bottleneck convolutions."""
+    model = build_variant("densenet_bc_100", {"block_config": (12, 12, 12), "bottleneck_width": 0,
+                                              "compression": 1.0, "init_features": 16}, classes=10)
     assert trainable_count(model) == derived_count((12, 12, 12), 12, 10, stem="cifar", init_features=16,
                                                    compression=1.0, bottleneck_width=0) == 1_019_722
     assert not any(layer.name.endswith(("_conv2", "_bn2")) for layer in model.layers)
@@ -64,24 +74,24 @@ def test_layer_names_follow_the_documented_scheme():
             "block1_layer1_bn2", "block1_layer1_conv2", "block1_layer2_concat", "transition1_bn",
             "transition1_conv", "transition1_pool", "block4_layer16_conv2", "block4_layer16_concat", "final_bn",
             "final_relu"} <= names
-    efficient = {layer.name for layer in keras_cnn.build("densenet_bc_100", memory_efficient=True, **SMALL).layers}
+    efficient = {layer.name for layer in small(memory_efficient=True).layers}
     assert {"block1_layer1_concat_conv1", "block1_layer1_bn2", "transition2_concat_conv", "block3_layer2_concat",
             "predictions"} <= efficient
     assert not any(name.endswith("_bn1") for name in efficient)
 
 
 def test_dropout_after_every_convolution_but_the_first():
-    model = keras_cnn.build("densenet_bc_100", dropout=0.2, **SMALL)
+    model = small(dropout=0.2)
     dropouts = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
     assert dropouts[:3] == ["block1_layer1_dropout1", "block1_layer1_dropout2", "block1_layer2_dropout1"]
     assert "transition1_dropout" in dropouts
-    assert len(dropouts) == 2 * sum(SMALL["block_config"]) + len(SMALL["block_config"]) - 1
+    blocks = SMALL_ROW["block_config"]
+    assert len(dropouts) == 2 * sum(blocks) + len(blocks) - 1
 
 
-def _pair(**options):
+def _pair(spec_changes, size):
     """A plain and a memory-efficient model with the same weights."""
-    plain = keras_cnn.build("densenet_bc_100", **options)
-    efficient = keras_cnn.build("densenet_bc_100", memory_efficient=True, **options)
+    plain, efficient = (small(spec_changes, size, memory_efficient=mode) for mode in (False, True))
     assert [w.shape for w in plain.weights] == [w.shape for w in efficient.weights]
     efficient.set_weights(plain.get_weights())
     return plain, efficient
@@ -107,20 +117,20 @@ def _forward_backward(model, images, labels, graph):
     return outputs, grads, tf.config.experimental.get_memory_info("CPU:0")["peak"] - before
 
 
-# (bottleneck, block_config, growth_rate, size, batch, graph, peak ratio bound or None)
+# (bottleneck_width, block_config, growth_rate, size, batch, graph, peak ratio bound or None)
 COMPARISONS = [
-    pytest.param(True, (6, 6, 6), 8, 32, 16, True, 0.7, id="bottleneck_graph"),  # activations dominate the peak
-    pytest.param(False, (3, 2, 2), 4, 16, 4, False, None, id="no_bottleneck_eager"),
+    pytest.param(4, (6, 6, 6), 8, 32, 16, True, 0.7, id="bottleneck_graph"),  # activations dominate the peak
+    pytest.param(0, (3, 2, 2), 4, 16, 4, False, None, id="no_bottleneck_eager"),
 ]
 
 
-@pytest.mark.parametrize("bottleneck, block_config, growth_rate, size, batch, graph, bound", COMPARISONS)
-def test_memory_efficient_mode_same_results_lower_peak(bottleneck, block_config, growth_rate, size, batch, graph,
-                                                       bound):
+@pytest.mark.parametrize("bottleneck_width, block_config, growth_rate, size, batch, graph, bound", COMPARISONS)
+def test_memory_efficient_mode_same_results_lower_peak(bottleneck_width, block_config, growth_rate, size, batch,
+                                                       graph, bound):
     """Same outputs, gradients and BN statistics as the plain mode; and, the check tensorflow issue 36981
     calls for, a really lower tensor peak (the recomputed activations are not kept anyway)."""
-    plain, efficient = _pair(input_shape=(size, size, 3), classes=3, block_config=block_config,
-                             growth_rate=growth_rate, bottleneck=bottleneck)
+    plain, efficient = _pair({"block_config": block_config, "growth_rate": growth_rate,
+                              "bottleneck_width": bottleneck_width}, size)
     images = tf.constant(np.random.default_rng(0).normal(size=(batch, size, size, 3)), tf.float32)
     labels = tf.constant(np.arange(batch) % 3)
     out_plain, grads_plain, peak_plain = _forward_backward(plain, images, labels, graph)
@@ -139,7 +149,7 @@ def test_memory_efficient_mode_same_results_lower_peak(bottleneck, block_config,
 
 
 def test_memory_efficient_model_saves_and_reloads(tmp_path):
-    efficient = keras_cnn.build("densenet_bc_100", memory_efficient=True, dropout=0.1, **SMALL)
+    efficient = small(memory_efficient=True, dropout=0.1)
     path = tmp_path / "efficient.keras"
     efficient.save(path)
     reloaded = keras.saving.load_model(path, safe_mode=True)
@@ -164,31 +174,41 @@ def test_concat_bn_relu_conv_layer_config_and_frozen_bn():
         ConcatBNReLUConv(8, recompute="yes")
 
 
-@pytest.mark.parametrize("options, error, match", [
+@pytest.mark.parametrize("changes, error, match", [
     ({"growth_rate": 0}, ValueError, "growth_rate must be >= 1"),
     ({"block_config": ()}, TypeError, "block_config must be a non-empty tuple"),
     ({"block_config": (6, 0)}, ValueError, r"block_config\[1\] must be >= 1"),
     ({"block_config": 6}, TypeError, "block_config must be a non-empty tuple"),
     ({"compression": 0}, ValueError, "compression must be in"),
     ({"compression": 1.5}, ValueError, "compression must be <= 1.0"),
-    ({"bottleneck": 1}, TypeError, "bottleneck must be True or False"),
-    ({"bottleneck_width": 0}, ValueError, "bottleneck_width must be >= 1"),
+    ({"bottleneck_width": -1}, ValueError, "bottleneck_width must be >= 0"),
     ({"init_features": 2.5}, TypeError, "init_features must be an integer"),
     ({"stem": "deep"}, ValueError, "stem must be one of 'imagenet', 'cifar'"),
+])
+def test_spec_row_errors_name_the_field(changes, error, match):
+    with pytest.raises(error, match=match):
+        dataclasses.replace(registry.get("densenet121").spec, **changes)
+
+
+@pytest.mark.parametrize("options, error, match", [
     ({"dropout": 1.0}, ValueError, r"dropout must be in \[0, 1\); received 1.0"),
     ({"memory_efficient": "yes"}, TypeError, "memory_efficient must be True or False"),
-    ({"block_config": (1, 1, 1, 1, 1)}, ValueError, "at least 61 for 5 dense blocks"),
+    ({"growth_rate": 12}, TypeError, "Unknown option.*'growth_rate'.*its options are: dropout, memory_efficient"),
 ])
 def test_option_errors_name_the_argument(options, error, match):
     with pytest.raises(error, match=match):
         keras_cnn.build("densenet121", input_shape=(32, 32, 3), **options)
 
 
-def test_variant_defaults_are_the_paper_table():
-    from keras_cnn import registry
+def test_a_row_too_deep_for_the_input_names_the_minimum():
+    with pytest.raises(ValueError, match="at least 61 for 5 dense blocks"):
+        build_variant("densenet121", {"block_config": (1, 1, 1, 1, 1)}, input_shape=(32, 32, 3))
 
-    assert registry.get("densenet161").options["growth_rate"] == 48
+
+def test_variants_are_spec_rows_of_the_paper_tables():
+    assert registry.get("densenet161").spec.growth_rate == 48
     bc190 = registry.get("densenet_bc_190")
-    assert (bc190.options["block_config"], bc190.options["growth_rate"], bc190.options["stem"]) == ((31,) * 3, 40,
-                                                                                                      "cifar")
+    assert bc190.spec == DenseNetSpec((31,) * 3, 40, "cifar", init_features=None, compression=0.5,
+                                      bottleneck_width=4)
+    assert bc190.options == {"dropout": 0.0, "memory_efficient": False}
     assert (bc190.default_input, bc190.min_input, registry.get("densenet121").min_input) == ((32, 32, 3), 4, 29)

@@ -11,7 +11,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 import keras_cnn
-from keras_cnn import data, export
+from keras_cnn import _compat, data, export
 from keras_cnn.layers import LocalResponseNormalization
 
 DIGITS = data.digits()
@@ -66,7 +66,7 @@ def test_tflite_int8_is_integer_only_and_records_quantization(lenet, tmp_path, i
                               io_dtype=io_dtype, verify_data=DIGITS["test"][0][:32])
     interpreter = Interpreter(model_path=str(path))
     interpreter.allocate_tensors()
-    ops = {op["op_name"] for op in interpreter._get_ops_details()}
+    ops = {op["op_name"] for op in _compat.tflite_ops(interpreter)}
     assert "CONV_2D" in ops and not any(op.startswith("Flex") for op in ops)
     sidecar = json.loads(path.with_suffix(".tflite.json").read_text())
     assert sidecar["input"]["dtype"] == io_dtype

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import keras_cnn
-from keras_cnn import data, export
+from keras_cnn import _tflite, data, export
 from tests.conftest import estimate_batch_norm, small_size
 
 MOBILE = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v1_g3", "shufflenet_v2_x1_0",
@@ -59,8 +59,8 @@ def test_int8_agrees_with_float_on_held_out_digits(name, tmp_path):
     for per_channel in (True, False):
         int8 = export.to_tflite(model, tmp_path / f"int8_{per_channel}.tflite", quantization="int8",
                                 representative_data=splits["train"][0], io_dtype="int8", per_channel=per_channel)
-        interpreter, _ = export._interpreter(open(int8.path, "rb").read())
-        agreement = np.mean(export._run_tflite(interpreter, x_test).argmax(1) == reference)
+        interpreter, _ = _tflite.interpreter(int8.path, delegates=False)
+        agreement = np.mean(_tflite.predict(interpreter, x_test).argmax(1) == reference)
         assert agreement >= 0.98, f"{name} (per_channel={per_channel}): int8 top-1 agreement {agreement:.3f}"
         assert os.path.getsize(int8.path) == int8.size_bytes < float_file.size_bytes
 

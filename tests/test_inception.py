@@ -3,6 +3,8 @@
 Tests that reuse a model built by the harness (``small_model``) share its xdist group, so each worker builds it once.
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from keras_cnn.models.inception import (INCEPTION_V3, V3_STEM_CHANNELS, aux_comp
 from tests.conftest import SMALL_CLASSES, random_images, small_model
 from tests.counts.inception import (INCEPTION_V2_CORRECTIONS, INCEPTION_V2_SEED_TABLE, INCEPTION_V2_SEED_TOTAL,
                                     INCEPTION_V2_WEIGHTS, VARIANTS)
+from tests.spec_variants import build_variant
 from tests.test_param_counts import trainable_count
 
 NAMES = ["googlenet", "inception_v2", "inception_v3", "se_inception_v3", "inception_v4", "inception_resnet_v1",
@@ -216,18 +219,20 @@ def test_se_inception_v3_has_an_se_block_after_every_module():
         assert model.get_layer(f"{module}_se_reduce").filters == channels // 16
     assert sum(layer.name.endswith("_se_excite") for layer in model.layers) == len(modules)
     # The channel count se_reduction is checked against is the built modules' own (narrowest: mixed_5b's 256).
-    assert module_channels(INCEPTION_V3, V3_STEM_CHANNELS) == {m: model.get_layer(m).output.shape[-1]
-                                                              for m in modules}
+    assert module_channels(INCEPTION_V3.modules, V3_STEM_CHANNELS) == {m: model.get_layer(m).output.shape[-1]
+                                                                      for m in modules}
     with pytest.raises(ValueError, match="se_reduction must be >= 1"):
-        keras_cnn.build("inception_v3", se_reduction=0)
+        dataclasses.replace(INCEPTION_V3, se_reduction=0)
+    with pytest.raises(TypeError, match="se_reduction must be an integer; received 16.0"):
+        dataclasses.replace(INCEPTION_V3, se_reduction=16.0)
 
 
 def test_se_reduction_up_to_the_narrowest_module_keeps_one_squeeze_channel_and_beyond_is_refused():
-    model = keras_cnn.build("inception_v3", se_reduction=256, input_shape=(75, 75, 3), classes=2)
+    model = build_variant("inception_v3", {"se_reduction": 256}, input_shape=(75, 75, 3), classes=2)
     assert model.get_layer("mixed_5b_se_reduce").filters == 1  # 256 // 256, not clamped
     with pytest.raises(ValueError, match=r"se_reduction must be at most 256 \(the narrowest module's channels\) "
                                          r"or None; received 257"):
-        keras_cnn.build("inception_v3", se_reduction=257)
+        dataclasses.replace(INCEPTION_V3, se_reduction=257)
 
 
 # Inception-v4 and Inception-ResNet (seed 003 §4.4)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import keras_cnn
-from keras_cnn import data, export
+from keras_cnn import _compat, _tflite, data, export
 from tests import test_export_int8_mobile
 from tests.conftest import estimate_batch_norm
 
@@ -53,7 +53,7 @@ def train_briefly(model, images, labels, epochs):
 def grouped_convs(interpreter):
     """CONV_2D operators whose filter depth differs from their input depth (grouped convolutions)."""
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-    return [tensors[op["outputs"][0]]["name"] for op in interpreter._get_ops_details() if op["op_name"] == "CONV_2D"
+    return [tensors[op["outputs"][0]]["name"] for op in _compat.tflite_ops(interpreter) if op["op_name"] == "CONV_2D"
             and tensors[op["inputs"][1]]["shape"][-1] != tensors[op["inputs"][0]]["shape"][-1]]
 
 
@@ -77,15 +77,14 @@ def test_full_integer_tflite_agrees_with_float_model(name, tmp_path):
     # raises ExportVerificationError on a Flex or custom operator or on float compute inside the graph
     result = export.to_tflite(model, tmp_path / f"{name}.tflite", quantization="int8", representative_data=train,
                               num_calibration_samples=64, verify_data=held_out)
-    with open(result.path, "rb") as file:
-        interpreter, _ = export._interpreter(file.read())
-    op_names = {op["op_name"] for op in interpreter._get_ops_details()}
+    interpreter, _ = _tflite.interpreter(result.path, delegates=False)  # the ops as written
+    op_names = {op["op_name"] for op in _compat.tflite_ops(interpreter)}
     assert EXPECTED_OPS.get(name, set()) <= op_names, op_names
     assert grouped_convs(interpreter) == []
     assert name != "shufflenet_v1_g3" or "AVERAGE_POOL_2D" not in op_names
     assert interpreter.get_input_details()[0]["dtype"] == np.float32
 
-    logits = export._run_tflite(interpreter, held_out)
+    logits = _tflite.predict(interpreter, held_out)
     assert np.mean(logits.argmax(1) == expected.argmax(1)) >= 0.8
     error = np.abs(logits - expected) / (expected.max() - expected.min())
     assert error.mean() < 0.05 and error.max() < 0.4, (error.mean(), error.max())

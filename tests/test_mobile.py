@@ -13,7 +13,7 @@ from keras_cnn import registry
 from keras_cnn.models import shufflenet
 from keras_cnn.layers import (CeilModeMaxPooling2D, ChannelShuffle, ChannelSplit, DepthwiseAveragePooling2D,
                               DropPath)
-from keras_cnn.layers.group_conv import transfer_group_conv_weights
+from keras_cnn.model import int8_form
 from keras_cnn.models.efficientnet import COMPOUND_SCALING
 from tests.test_param_counts import trainable_count
 
@@ -220,15 +220,14 @@ def test_shufflenet_v1_export_form_equals_native_form():
         if isinstance(layer, keras.layers.BatchNormalization):
             rng = np.random.default_rng(len(layer.name))
             layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32") for w in layer.get_weights()])
-    transfer_group_conv_weights(native, split)
+    split = keras_cnn.rebuild(native, grouped_conv="split", shortcut_pool="depthwise")
     images = np.random.default_rng(1).uniform(size=(2, *SMALL)).astype("float32")
     expected = native(images, training=False).numpy()
     np.testing.assert_allclose(split(images, training=False).numpy(), expected, rtol=1e-4, atol=1e-4)
-    back = keras_cnn.build("shufflenet_v1_g3", input_shape=SMALL, classes=5, classifier_activation=None)
-    transfer_group_conv_weights(split, back)
+    back = keras_cnn.rebuild(split, grouped_conv="native", shortcut_pool="average")
     np.testing.assert_allclose(back(images, training=False).numpy(), expected, rtol=1e-4, atol=1e-4)
-    with pytest.raises(ValueError, match="no weights in the source model"):
-        transfer_group_conv_weights(keras_cnn.build("squeezenet1_1", input_shape=SMALL), back)
+    with pytest.raises(ValueError, match="weight 'conv1/kernel' changes shape"):
+        keras_cnn.rebuild(native, scale=0.5)
 
 
 @pytest.mark.parametrize("groups, options", [(3, {"scale": 1.5}), (8, {"grouped_conv": "split"}),
@@ -241,17 +240,16 @@ def test_shufflenet_v1_int8_form_rebuilds_any_build_with_its_weights(groups, opt
         if layer.weights:
             rng = np.random.default_rng(len(layer.name))
             layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32") for w in layer.get_weights()])
-    assert shufflenet.is_v1_pool_shortcut_model(model)
-    form = shufflenet.int8_form(model)
-    assert not shufflenet.is_v1_pool_shortcut_model(form) and form.name == "mine"
+    form = int8_form(model)
+    assert form is not model and form.name == "mine"
+    assert keras_cnn.model_config(form) == {**keras_cnn.model_config(model), **shufflenet.INT8_FORM}
     assert form.count_params() == model.count_params() and form.output_shape == model.output_shape
     assert all(layer.groups == 1 for layer in form.layers if isinstance(layer, keras.layers.Conv2D))
     images = np.random.default_rng(1).uniform(size=(2, *SMALL)).astype("float32")
     np.testing.assert_allclose(form(images).numpy(), model(images).numpy(), rtol=1e-4, atol=1e-4)
-    with pytest.raises(ValueError, match="int8_form needs a ShuffleNet v1 built by keras_cnn"):
-        shufflenet.int8_form(form)  # already in the form
-    with pytest.raises(ValueError, match="int8_form needs a ShuffleNet v1"):
-        shufflenet.int8_form(keras_cnn.build("shufflenet_v2_x0_5", input_shape=SMALL))
+    assert int8_form(form) is form  # already in the form
+    other = keras_cnn.build("shufflenet_v2_x0_5", input_shape=SMALL)
+    assert int8_form(other) is other  # no int8 form registered for the family
 
 
 @pytest.mark.parametrize("groups, scale, millions", [(3, 0.5, 0.7), (3, 2.0, 5.4), (8, 0.5, 1.0), (8, 1.5, 4.3)])
@@ -291,11 +289,11 @@ def test_shufflenet_v2_matches_table_5_and_keeps_half_the_channels():
 
 def test_efficientnet_compound_scaling_table():
     b0, b7 = registry.get("efficientnet_b0"), registry.get("efficientnet_b7")
-    assert [stage[3:] for stage in b0.spec["stages"]] == [(16, 1), (24, 2), (40, 2), (80, 3), (112, 3), (192, 4),
-                                                          (320, 1)]
+    assert [stage[3:] for stage in b0.spec.stages] == [(16, 1), (24, 2), (40, 2), (80, 3), (112, 3), (192, 4),
+                                                       (320, 1)]
     # B7 (width 2.0, depth 3.1): keras.applications / torchvision stage widths and repeats
-    assert [stage[3:] for stage in b7.spec["stages"]] == [(32, 4), (48, 7), (80, 7), (160, 10), (224, 10),
-                                                          (384, 13), (640, 4)]
+    assert [stage[3:] for stage in b7.spec.stages] == [(32, 4), (48, 7), (80, 7), (160, 10), (224, 10),
+                                                       (384, 13), (640, 4)]
     resolutions = [registry.get(name).default_input[0] for name in COMPOUND_SCALING]
     assert resolutions == [224, 240, 260, 300, 380, 456, 528, 600]
     assert [registry.get(name).options["dropout"] for name in COMPOUND_SCALING] == [

@@ -47,6 +47,8 @@ def test_save_and_reload_safe_mode(name, tmp_path):
     model.save(path)
     reloaded = keras.saving.load_model(path, safe_mode=True)
     assert [layer.name for layer in reloaded.layers] == [layer.name for layer in model.layers]
+    assert isinstance(reloaded, keras_cnn.CNNModel)  # the build config travels with the file
+    assert keras_cnn.model_config(reloaded) == keras_cnn.model_config(model)
     # direct calls: predict() would trace a graph per model, which dominates the harness's time
     np.testing.assert_allclose(reloaded(images, training=False), model(images, training=False), atol=1e-6)
 

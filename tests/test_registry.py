@@ -1,5 +1,7 @@
 """The public API: build() and list_models() (the errors a user mistake gets: tests/test_reliability.py)."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -21,16 +23,28 @@ def test_names_are_case_insensitive_and_model_name_overridable():
     assert model.name == "digits_net"
 
 
-def test_variant_options_are_listed_with_variant_defaults():
-    assert registry.get("vgg16_bn").options == {"batch_norm": True, "lrn": False, "dropout": 0.5}
-    assert registry.get("vgg16").options["batch_norm"] is False
+def test_the_architecture_is_the_spec_row_and_options_are_the_rest():
+    assert registry.get("vgg16_bn").spec.batch_norm and not registry.get("vgg16").spec.batch_norm
+    assert registry.get("vgg16_bn").options == {"dropout": 0.5}
     assert registry.get("alexnet").options == {"groups": 1, "lrn": True, "dropout": 0.5}
+    assert registry.get("efficientnet_b2").options == {"dropout": 0.3, "drop_connect_rate": 0.2}
+    with pytest.raises(TypeError, match="Unknown option.*'batch_norm' for model 'vgg11'; its options are: dropout"):
+        keras_cnn.build("vgg11", batch_norm=True)
+
+
+def test_every_variant_is_a_frozen_spec_row_with_only_regularisation_defaults():
+    """CONTRIBUTING.md, "Spec or option": the architecture is the row; a variant may only change dropout."""
+    for name in keras_cnn.list_models():
+        entry = registry.get(name)
+        assert dataclasses.is_dataclass(entry.spec) and type(entry.spec).__name__.endswith("Spec"), name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(entry.spec, dataclasses.fields(entry.spec)[0].name, None)
+        assert set(entry.defaults) <= {"dropout"}, (name, entry.defaults)
 
 
 def test_option_overrides_the_variant_default():
-    plain = keras_cnn.build("vgg11", include_top=False, input_shape=(32, 32, 3), batch_norm=True)
-    bn = keras_cnn.build("vgg11_bn", include_top=False, input_shape=(32, 32, 3))
-    assert [l.name for l in plain.layers] == [l.name for l in bn.layers]
+    model = keras_cnn.build("efficientnet_b2", input_shape=(32, 32, 3), classes=3, dropout=0.1)
+    assert model.get_layer("head_dropout").rate == 0.1  # the variant's default is 0.3
 
 
 def test_register_rejects_duplicates_and_unknown_defaults():

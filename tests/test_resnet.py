@@ -1,6 +1,7 @@
-"""The residual family against the seed (../shared/seeds/003 §5-7) and the papers: depths, shortcut options,
+"""The residual family against the seed (../shared/seeds/003 §5-7) and the papers: depths, shortcut rows,
 pre-activation wiring, ResNeXt (C, d), SE parameters, stochastic depth."""
 
+import dataclasses
 import re
 
 import keras
@@ -12,6 +13,7 @@ import keras_cnn
 from keras_cnn import registry
 from keras_cnn.layers import StochasticDepth, ZeroPadChannels
 from keras_cnn.models import resnet
+from tests.spec_variants import build_variant
 
 NAMES = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
          "resnet18_v2", "resnet34_v2", "resnet50_v2", "resnet101_v2", "resnet152_v2", "resnet200_v2",
@@ -64,8 +66,8 @@ def test_resnet50_stages_follow_table_1():
     ("B", 21_797_672),  # torchvision resnet34
     ("C", 21_797_672 - 173_824 + 1_092_992),  # a 1x1 projection + BN on each of the 16 shortcuts
 ])
-def test_resnet34_shortcut_options_of_table_3(shortcut, expected):
-    model = keras_cnn.build("resnet34", input_shape=(32, 32, 3), shortcut=shortcut)
+def test_resnet34_shortcut_rows_of_table_3(shortcut, expected):
+    model = build_variant("resnet34", {"shortcut": shortcut}, input_shape=(32, 32, 3), classes=1000)
     assert trainable_count(model) == expected
     projections = [layer.name for layer in model.layers if layer.name.endswith("_shortcut")]
     assert len(projections) == {"A": 0, "B": 3, "C": 16}[shortcut]
@@ -88,7 +90,7 @@ def test_cifar_resnet_follows_section_4_2():
     assert model.get_layer("stem_conv").kernel.shape == (3, 3, 3, 16)
     assert [tuple(model.get_layer(f"stage{s}_block3_out").output.shape[1:]) for s in (1, 2, 3)] == [
         (32, 32, 16), (16, 16, 32), (8, 8, 64)]
-    assert registry.get("resnet20").options["shortcut"] == "A"
+    assert registry.get("resnet20").spec.shortcut == "A"
 
 
 def test_preactivation_unit_wiring():
@@ -108,8 +110,8 @@ def test_preactivation_unit_wiring():
 
 
 def test_cifar_preactivation_strides_the_first_1x1():
-    options = registry.get("resnet164_v2").options
-    assert options["preact"] and options["stride_in_1x1"]
+    spec = registry.get("resnet164_v2").spec
+    assert spec.preact and spec.stride_in_1x1
 
 
 @pytest.mark.parametrize("cardinality, base_width", [(1, 64), (2, 40), (4, 24), (8, 14), (32, 4)])
@@ -117,8 +119,8 @@ def test_resnext50_c_d_table_keeps_the_complexity(cardinality, base_width):
     """Seed §6.2.2 table (Xie et al. Table 2): C x d with about ResNet-50's parameters (paper: 25.5M for
     ResNet-50, 25.0M for 32x4d); the grouped 3x3 is C*d wide in the first stage (64, 80, 96, 112, 128) and
     doubles with each stage."""
-    model = keras_cnn.build("resnet50", include_top=False, input_shape=(32, 32, 3),
-                            cardinality=cardinality, base_width=base_width)
+    model = build_variant("resnet50", {"cardinality": cardinality, "base_width": base_width}, include_top=False,
+                          input_shape=(32, 32, 3))
     conv2 = model.get_layer("stage1_block1_conv2")
     assert (conv2.groups, conv2.filters) == (cardinality, cardinality * base_width)
     assert model.get_layer("stage4_block1_conv2").filters == 8 * cardinality * base_width
@@ -129,8 +131,8 @@ def test_resnext50_c_d_table_keeps_the_complexity(cardinality, base_width):
     ("resnext50_32x4d", 32, 4), ("resnext101_32x4d", 32, 4), ("resnext101_32x8d", 32, 8),
     ("resnext101_64x4d", 64, 4), ("se_resnext50_32x4d", 32, 4), ("senet154", 64, 4)])
 def test_resnext_names_are_c_x_d(name, cardinality, base_width):
-    options = registry.get(name).options
-    assert (options["cardinality"], options["base_width"]) == (cardinality, base_width)
+    spec = registry.get(name).spec
+    assert (spec.cardinality, spec.base_width) == (cardinality, base_width)
 
 
 def test_se_block_adds_the_seed_formula_parameters():
@@ -154,14 +156,25 @@ def test_senet154_stem_shortcuts_and_head():
     assert model.get_layer("head_dropout").rate == 0.2
 
 
-@pytest.mark.parametrize("options, error, match", [
+@pytest.mark.parametrize("changes, error, match", [
     ({"shortcut": "D"}, ValueError, "shortcut must be one of 'A', 'B', 'C'; received 'D'"),
     ({"cardinality": 32}, ValueError, "basic-block ResNets have no grouped convolution"),
     ({"cardinality": 0}, ValueError, "cardinality must be >= 1"),
+    ({"cardinality": 32.0}, TypeError, "cardinality must be an integer; received 32.0"),
     ({"se_reduction": 32}, ValueError, "se_reduction must be at most 16"),
+    ({"preact": 1}, TypeError, "preact must be True or False"),
+])
+def test_spec_row_errors_name_the_field(changes, error, match):
+    with pytest.raises(error, match=match):
+        dataclasses.replace(registry.get("resnet20").spec, **changes)
+
+
+@pytest.mark.parametrize("options, error, match", [
     ({"drop_path_rate": 1.0}, ValueError, r"drop_path_rate must be in \[0, 1\); received 1.0"),
     ({"drop_path_mode": "row"}, ValueError, "drop_path_mode must be one of 'batch', 'sample'"),
-    ({"preact": 1}, TypeError, "preact must be True or False"),
+    ({"zero_init_last": 1}, TypeError, "zero_init_last must be True or False"),
+    ({"shortcut": "A"}, TypeError, "Unknown option.*'shortcut'.*its options are: drop_path_mode, drop_path_rate, "
+                                   "dropout, zero_init_last"),
 ])
 def test_option_errors_name_the_argument(options, error, match):
     with pytest.raises(error, match=match):

@@ -82,7 +82,9 @@ def custom_fit(model, optimizer, *, losses, weights, train, steps, global_batch,
     """
     import keras
 
-    twin = keras.models.clone_model(model)
+    from keras_cnn.model import clone
+
+    twin = clone(model)
     callback_list = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0,
                                                  verbose=verbose, epochs=epochs, steps=steps, model=twin)
     step = _step(model, optimizer, losses, weights, strategy, global_batch, jit_compile)
@@ -150,7 +152,7 @@ def _class_index(labels):
 
 def _evaluate(model, loss, dataset):
     """Main-output ``val_loss`` and ``val_accuracy`` of the plain twin (no collectives: every worker alike)."""
-    from keras_cnn.models.inception import inference_model
+    from keras_cnn.model import inference_model
 
     main = inference_model(model)
     total = correct = count = 0.0

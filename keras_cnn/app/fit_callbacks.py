@@ -16,9 +16,10 @@ import time
 import keras
 
 from keras_cnn import _validate
+from keras_cnn._tensorboard import ScalarWriter
 from keras_cnn.app.recipes import MAIN_OUTPUT
 from keras_cnn.callbacks import ClassificationMetrics
-from keras_cnn.models.inception import inference_model
+from keras_cnn.model import inference_model
 
 MAXIMIZED = ("acc", "auc", "f1", "precision", "recall")
 # What ValidationMetrics (multiclass, no per-class keys) adds to every epoch's logs.
@@ -64,25 +65,13 @@ class EpochScalars(keras.callbacks.Callback):
     def __init__(self, log_dir):
         super().__init__()
         self.log_dir = log_dir
-        self._writer = None
+        self._scalars = ScalarWriter(log_dir)
 
     def on_epoch_end(self, epoch, logs=None):
-        import tensorflow as tf
-        from tensorflow.core.framework import summary_pb2
-
-        if self._writer is None:
-            self._writer = tf.summary.create_file_writer(self.log_dir)
-        metadata = summary_pb2.SummaryMetadata(
-            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
-            data_class=summary_pb2.DATA_CLASS_SCALAR)
-        with self._writer.as_default(step=epoch):
-            for key, value in (logs or {}).items():
-                tf.summary.write(f"epoch_{key}", tf.constant(float(value), tf.float32), metadata=metadata)
-        self._writer.flush()
+        self._scalars.write(logs or {}, epoch, prefix="epoch_")  # Keras's callback names them so
 
     def on_train_end(self, logs=None):
-        if self._writer is not None:
-            self._writer.close()
+        self._scalars.close()
 
 
 def tensorboard(log_dir):

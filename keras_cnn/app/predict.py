@@ -67,17 +67,15 @@ def _files(inputs):
 
 def _read(files, record, unreadable):
     """Decoded, preprocessed images of ``files`` that are readable images; the others go to ``unreadable``."""
-    import tensorflow as tf
+    from keras_cnn import _images
 
     images, names = [], []
     for file in files:
-        try:
-            image = tf.io.decode_image(tf.io.read_file(file), channels=3, expand_animations=False)
-        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.UnknownError):
+        image = _images.read_image(file, record.channels, record.resize)
+        if image is None:
             unreadable.append(file)
             continue
-        image = tf.image.convert_image_dtype(image, tf.float32)
-        images.append(record.prepare(tf.image.resize(image, record.resize, antialias=True)).numpy())
+        images.append(record.prepare(image).numpy())
         names.append(file)
     return (np.stack(images) if images else None), names
 

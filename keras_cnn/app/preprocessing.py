@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from keras_cnn import _validate
+from keras_cnn._images import match_channels  # the one channel rule (also for files)
 
 NORMALIZATIONS = ("auto", "unit", "symmetric", "mean", "standardize")
 SUFFIX = ".preprocessing.json"
@@ -94,20 +95,6 @@ def _statistics(normalization, images, channels):
     std = tuple(float(max(s, 1e-3)) for s in pixels.std(axis=0)) if normalization == "standardize" \
         else (1.0,) * channels
     return mean, std
-
-
-def match_channels(x, channels):
-    """Grey <-> RGB and RGBA -> RGB, so a file of any colour type fits the model."""
-    import tensorflow as tf
-
-    have = x.shape[-1]
-    if have == channels:
-        return x
-    if have == 4:
-        return match_channels(x[..., :3], channels)
-    if channels == 1:
-        return tf.image.rgb_to_grayscale(x[..., :3])
-    return tf.repeat(x[..., :1], channels, axis=-1)
 
 
 def centre_crop(x, size):

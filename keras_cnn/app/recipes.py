@@ -60,13 +60,9 @@ def optimizer(name, rate, *, momentum=0.9, weight_decay=0.0, nesterov=False):
     return keras.optimizers.RMSprop(rate, momentum=momentum, weight_decay=decay)
 
 
-def output_names(model):
-    return [t._keras_history.operation.name for t in model.outputs]
-
-
 def loss_weights(model, aux_weight):
     """1 for the main output, ``aux_weight`` for every auxiliary classifier (GoogLeNet's 0.3)."""
-    return {name: 1.0 if name == MAIN_OUTPUT else aux_weight for name in output_names(model)}
+    return {name: 1.0 if name == MAIN_OUTPUT else aux_weight for name in model.output_names}
 
 
 def loss(label_smoothing, reduction="sum_over_batch_size"):
@@ -103,7 +99,7 @@ def compile_kwargs(model, label_smoothing, aux_weight):
     """``loss``, ``loss_weights`` and ``metrics`` for ``model.compile`` (per output when there are several)."""
     if len(model.outputs) == 1:
         return {"loss": loss(label_smoothing), "metrics": [accuracy(label_smoothing)]}
-    names = output_names(model)
+    names = model.output_names
     return {"loss": {n: loss(label_smoothing) for n in names}, "loss_weights": loss_weights(model, aux_weight),
             "metrics": {MAIN_OUTPUT: [accuracy(label_smoothing)]}}
 

@@ -2,7 +2,8 @@
 
 Every runner takes preprocessed float32 images ``(N, H, W, C)`` and returns ``(N, classes)`` float32
 probabilities; integer (int8/uint8) TFLite inputs and outputs are quantized and dequantized with the scale and
-zero point the file records. ``Runner.input_shape`` is ``(H, W, C)`` (None where the model accepts any size).
+zero point the file records (``keras_cnn._tflite``, as export verification does). ``Runner.input_shape`` is
+``(H, W, C)`` (None where the model accepts any size).
 """
 
 import dataclasses
@@ -84,37 +85,12 @@ def _version_folder(path):
 
 
 def _tflite(path, batch_size):
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:  # the TensorFlow copy of the interpreter runs the same files
-        import tensorflow as tf
+    from keras_cnn import _tflite
 
-        Interpreter = tf.lite.Interpreter
-    interpreter = Interpreter(model_path=path)
-    runner = interpreter.get_signature_runner("serving_default")
-    given, wanted = runner.get_input_details()["image"], runner.get_output_details()["probabilities"]
-
-    def predict(images):
-        outputs = [runner(image=_quantize(image[None], given))["probabilities"] for image in images]
-        return np.concatenate([_dequantize(out, wanted) for out in outputs])
-
+    interpreter, _ = _tflite.interpreter(path)
+    given, _ = _tflite.io_details(interpreter)
     shape = tuple(int(d) if d > 0 else None for d in given["shape_signature"][1:])
-    return Runner(predict, shape, "tflite", path)
-
-
-def _quantize(x, details):
-    scale, zero_point = details["quantization"]
-    if not np.issubdtype(details["dtype"], np.integer):
-        return x.astype(details["dtype"])
-    info = np.iinfo(details["dtype"])
-    return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(details["dtype"])
-
-
-def _dequantize(y, details):
-    scale, zero_point = details["quantization"]
-    if not np.issubdtype(details["dtype"], np.integer):
-        return y.astype("float32")
-    return (y.astype("float32") - zero_point) * scale
+    return Runner(lambda images: _tflite.predict(interpreter, images), shape, "tflite", path)
 
 
 def _onnx(path, batch_size):

@@ -10,10 +10,9 @@ import dataclasses
 
 import numpy as np
 
-from keras_cnn import _validate, data
+from keras_cnn import _images, _validate, data
 
 ROLES = ("train", "val", "test", "all")
-SOURCE_FORMS = "'digits', 'folder:PATH' or 'tfds:NAME[:SPLIT]'"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,8 +35,13 @@ class Source:
     download: bool = False
 
     @property
+    def parsed(self):
+        """The :class:`keras_cnn.data.DataSource`: kind, folder or dataset name, tfds split."""
+        return data.parse_source(self.source)
+
+    @property
     def kind(self):
-        return self.source.partition(":")[0]
+        return self.parsed.kind
 
     def to_json(self):
         return dataclasses.asdict(self)
@@ -45,11 +49,7 @@ class Source:
 
 def parse(source, flag="--data", **split):
     """Validate ``source`` (the value of ``flag``) and the split fractions into a :class:`Source`."""
-    if not isinstance(source, str):
-        raise TypeError(f"{flag} must be {SOURCE_FORMS}; received {source!r}.")
-    kind, _, rest = source.partition(":")
-    if not ((kind == "digits" and not rest) or (kind in ("folder", "tfds") and rest)):
-        raise ValueError(f"{flag} must be {SOURCE_FORMS}; received {source!r}.")
+    data.parse_source(source, flag)
     parsed = Source(source, **split)
     for name in ("val_fraction", "test_fraction"):
         _validate.check_float(f"--{name.replace('_', '-')}", getattr(parsed, name), minimum=0.01, maximum=0.9)
@@ -91,7 +91,7 @@ def _digits(source, roles, size, channels):
 def _folder(source, roles, size, channels):
     from sklearn.model_selection import train_test_split
 
-    files, labels, names, skipped = data.scan_folder(source.source.partition(":")[2])
+    files, labels, names, skipped = data.scan_folder(source.parsed.location)
     index = np.arange(len(files))
     parts = {"all": index}
     try:
@@ -111,29 +111,15 @@ def _folder(source, roles, size, channels):
 def _decoded(files, labels, size, channels):
     import tensorflow as tf
 
-    def decode(file, label):
-        image = tf.io.decode_image(tf.io.read_file(file), channels=3, expand_animations=False)
-        return to_model_range(image, size, channels), label
-
     dataset = tf.data.Dataset.from_tensor_slices((files, labels))
-    return dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def to_model_range(image, size, channels):
-    """uint8 (or float) image of any size -> float32 in [0, 1] at ``size`` with ``channels``."""
-    import tensorflow as tf
-
-    from keras_cnn.app.preprocessing import match_channels
-
-    image = tf.image.convert_image_dtype(image, tf.float32)
-    image = match_channels(tf.ensure_shape(image, (None, None, image.shape[-1])), channels)
-    return tf.image.resize(image, size, antialias=True)
+    return dataset.map(lambda file, label: (_images.decode_image(file, channels, size), label),
+                       num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _tfds(source, roles, size, channels):
     import tensorflow as tf
 
-    name, _, explicit = source.source.partition(":")[2].partition(":")
+    name, explicit = source.parsed.location, source.parsed.split
     result = {}
     for role in roles:
         split = (explicit or "train") if role in ("train", "val") else (explicit or ("test" if role == "test"
@@ -145,7 +131,7 @@ def _tfds(source, roles, size, channels):
             n_val = max(1, round(count * source.val_fraction))
             dataset = dataset.take(count - n_val) if role == "train" else dataset.skip(count - n_val)
             count = count - n_val if role == "train" else n_val
-        dataset = dataset.map(lambda image, label: (to_model_range(image, size, channels), label),
+        dataset = dataset.map(lambda image, label: (_images.to_model_range(image, size, channels), label),
                               num_parallel_calls=tf.data.AUTOTUNE)
         result[role] = Split(dataset, count, tuple(names or range(_classes(dataset))))
     return result

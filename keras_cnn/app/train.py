@@ -167,16 +167,17 @@ def _train(args, strategy, started):
     custom = args.loop == "custom" or (args.loop == "auto" and args.strategy == "multiworker")
     keras.mixed_precision.set_global_policy(recipes.precision_policy(args.mixed_precision))
     entry = registry.get(args.model)
-    outputs = _check_model(args, entry)
-    fit_callbacks.resolve_monitor(args.monitor, outputs, custom)
-    data, record, recipe = _data(args, entry)
     name = args.name or args.model
+    keras.utils.set_random_seed(args.seed)  # the model's initial weights are the first build's
+    first = _first_build(args, entry, name)
+    fit_callbacks.resolve_monitor(args.monitor, first.output_names, custom)
+    data, record, recipe = _data(args, entry)
     files = RunFiles(os.path.join(args.output, f"{name}.keras"),
                      os.path.join(args.output, f"{name}.preprocessing.json"),
                      os.path.join(args.output, f"{name}_train"))
     keras.utils.set_random_seed(args.seed)
     with strategy.scope():
-        model = _build(args, record, name)
+        model = _build(args, record, first)
     resume_from = _resume_point(args, files, custom, chief)
     _announce(args, model, data, strategy, resume_from, custom)
     history, trained, optimizer = (
@@ -184,7 +185,7 @@ def _train(args, strategy, started):
         else _fit(args, model, data, record, recipe, strategy, files, resume_from, chief))
     state = {"fingerprint": distribute.fingerprint(trained),  # of the last weights: equal on every worker
              "optimizer_steps": int(optimizer.iterations.numpy())}  # all epochs' steps, resumed or not
-    final = _final(args, trained, files, record, name, chief)
+    final = _final(args, trained, files, chief)
     if chief:
         final.save(files.model)
         preprocessing.save(record, files.record)
@@ -219,35 +220,37 @@ def _sample(split, pipeline, count=2000):
     return pipeline.arrays(dataclasses.replace(split, dataset=split.dataset.take(count)))[0]
 
 
-def _build(args, record, name):
+def _build(args, record, first):
+    """The model to train: the first build with the data's class count (a new head if it differs)."""
+    import keras_cnn
+
+    model = keras_cnn.rebuild(first, classes=len(record.class_names))
+    if args.weights:
+        model.load_weights(args.weights)
+    return model
+
+
+def _first_build(args, entry, name):
+    """Build the model before the data loads (which sets its class count), so that a bad --option, or a model
+    --mixed-precision cannot train, fails at once; the epoch logs' keys follow its output names."""
     import keras_cnn
     from keras_cnn.cli import parse_options
 
-    return keras_cnn.build(args.model, input_shape=(*record.input_size, record.channels),
-                           classes=len(record.class_names), weights=args.weights, name=name,
-                           **parse_options(args.option))
+    from keras_cnn import _head
 
-
-def _check_model(args, entry):
-    """Build the model once before the data loads (the real build needs the data's class count), so that a bad
-    --option, or a model --mixed-precision cannot train, fails at once; return its output names (the epoch logs'
-    keys follow them). Every layer of every model is named, so this build leaves the real one's names alone."""
-    import keras_cnn
-    from keras_cnn.app import recipes
-    from keras_cnn.cli import parse_options
-
+    _head.check_weights(args.weights)
     options = parse_options(args.option)
     size = (args.image_size,) * 2 if args.image_size else entry.default_input[:2]
     try:
         model = keras_cnn.build(args.model, input_shape=(*size, args.channels or entry.default_input[2]),
-                                classes=2, **options)
+                                classes=2, name=name, **options)
     except (ValueError, TypeError) as error:
         if not options:
             raise
         raise (ValueError if isinstance(error, ValueError) else TypeError)(
             f"--option {', '.join(args.option)}: {error}") from error
     _check_precision(model)
-    return recipes.output_names(model)
+    return model
 
 
 def _check_precision(model):
@@ -308,7 +311,7 @@ def _callbacks(args, model, data, record, files, resume_from, chief, custom=Fals
     # concatenates (twice the rows), so with several replicas the callback gets arrays and uses model.predict.
     validation = pipeline.arrays(data["val"], record) if replicas > 1 else \
         pipeline.evaluation(data["val"], record, batch_size=args.batch_size, cache=args.cache)
-    monitor = fit_callbacks.resolve_monitor(args.monitor, recipes.output_names(model), custom)
+    monitor = fit_callbacks.resolve_monitor(args.monitor, model.output_names, custom)
     if not chief:  # the same logs on every worker (their stop decisions must agree), no files
         return [fit_callbacks.ValidationMetrics(validation, class_names=list(record.class_names))], monitor
     os.makedirs(files.folder, exist_ok=True)
@@ -368,17 +371,15 @@ def _custom(args, model, data, record, recipe, strategy, files, chief):
     return twin.history, twin, optimizer
 
 
-def _final(args, trained, files, record, name, chief):
+def _final(args, trained, files, chief):
     """The model to save: best (or last) weights, main output only, float32 (only the chief has the best)."""
     import keras
 
-    from keras_cnn.models.inception import inference_model
+    import keras_cnn
 
     if args.final == "best" and chief and os.path.isfile(files.best):
         trained.load_weights(files.best)
     if keras.mixed_precision.global_policy().name != "float32":
         keras.mixed_precision.set_global_policy("float32")
-        weights = trained.get_weights()
-        trained = _build(args, record, name)
-        trained.set_weights(weights)
-    return inference_model(trained)
+        trained = keras_cnn.rebuild(trained, dtype="float32")
+    return keras_cnn.inference_model(trained)

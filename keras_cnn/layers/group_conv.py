@@ -6,21 +6,17 @@ norm and the activation act per channel, so they commute with the concatenation)
 every TFLite runtime and delegate quantizes. TFLite had no grouped CONV_2D for years and full-integer conversion
 of one failed up to at least TF 2.13 (tensorflow/tensorflow#40044, #61760); keeping batch norm inside each group
 lets the converter fold it into that group's convolution (per-channel int8 scales) instead of leaving a
-MUL/ADD on the concatenated tensor. Train in either form, copy weights with
-:func:`transfer_group_conv_weights`, export the split form.
+MUL/ADD on the concatenated tensor. Train in either form, move the weights with :func:`keras_cnn.rebuild`
+(:mod:`keras_cnn._weights` names the split groups' weights as the native layer's), export the split form.
 """
 
-import re
-
 import keras
-import numpy as np
 
 from keras_cnn import _validate
 from keras_cnn.layers.channel_shuffle import ChannelSplit
 from keras_cnn.layers.conv import BN_EPSILON, conv_bn_act
 
 GROUP_CONV_FORMS = ("native", "split")
-_MEMBER = re.compile(r"^(?P<base>.+)_g(?P<index>\d+)(?P<suffix>_bn)?$")
 
 
 def group_conv_bn_act(x, filters, kernel_size, *, groups, name, form="native", activation="relu",
@@ -43,46 +39,3 @@ def group_conv_bn_act(x, filters, kernel_size, *, groups, name, form="native", a
                            epsilon=epsilon, name=f"{name}_g{index}")
                for index, part in enumerate(parts, start=1)]
     return keras.layers.Concatenate(name=f"{name}_concat")(outputs)
-
-
-def transfer_group_conv_weights(source, target):
-    """Copy every weight of ``source`` into ``target``, two builds of one model that differ only in ``form``.
-
-    Layers with the same name are copied as they are. The weights of a native grouped convolution and of its
-    batch norm are cut along their last (output-channel) axis into the ``g`` groups (group ``i`` owns output
-    channels ``i * C_out / g ...``), and the split groups' weights are concatenated back for the native form.
-    """
-    layers = {layer.name: layer for layer in source.layers}
-    for layer in target.layers:
-        if not layer.weights:
-            continue
-        if layer.name in layers and _same_shapes(layers[layer.name], layer):
-            layer.set_weights(layers[layer.name].get_weights())
-        elif (member := _MEMBER.match(layer.name)) and _native_name(member) in layers:
-            whole = layers[_native_name(member)]
-            groups = whole.weights[0].shape[-1] // layer.weights[0].shape[-1]
-            index = int(member["index"]) - 1
-            layer.set_weights([np.split(w, groups, axis=-1)[index] for w in whole.get_weights()])
-        elif members := _split_members(layer.name, layers):
-            parts = [m.get_weights() for m in members]
-            layer.set_weights([np.concatenate(ws, axis=-1) for ws in zip(*parts)])
-        else:
-            raise ValueError(f"transfer_group_conv_weights: no weights in the source model for layer "
-                             f"{layer.name!r}; the two models must be builds of the same architecture.")
-
-
-def _native_name(member):
-    return member["base"] + (member["suffix"] or "")
-
-
-def _split_members(name, layers):
-    """The split-form layers ``<base>_g1<suffix>``, ``<base>_g2<suffix>``... that make up native layer ``name``."""
-    base, suffix = (name[:-3], "_bn") if name.endswith("_bn") else (name, "")
-    members = []
-    while f"{base}_g{len(members) + 1}{suffix}" in layers:
-        members.append(layers[f"{base}_g{len(members) + 1}{suffix}"])
-    return members
-
-
-def _same_shapes(a, b):
-    return [tuple(w.shape) for w in a.weights] == [tuple(w.shape) for w in b.weights]

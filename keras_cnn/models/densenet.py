@@ -8,9 +8,12 @@ of (L - 4) / 6 layers on 32x32 inputs (paper Table 2). The layout follows the au
 (github.com/liuzhuang13/DenseNet) and torchvision: convolutions have no bias (each consumer normalises its
 input), the first convolution has 2k maps, transitions keep floor(θ·m) maps.
 
-``memory_efficient=True`` is the memory-efficient implementation of seed §8.4: see
-:class:`keras_cnn.layers.ConcatBNReLUConv`.
+Spec and options (CONTRIBUTING.md): a variant's architecture is its :class:`DenseNetSpec` row, B and C included
+(DenseNet and DenseNet-BC are separate rows of Table 2); the options are dropout and ``memory_efficient=True``,
+the memory-efficient implementation of seed §8.4 (see :class:`keras_cnn.layers.ConcatBNReLUConv`).
 """
+
+import dataclasses
 
 import keras
 
@@ -22,59 +25,76 @@ from keras_cnn.registry import register
 
 STEMS = ("imagenet", "cifar")
 
-# name: (default input, option defaults), paper Tables 1 and 2. Depth L counts the convolution and fully
-# connected layers: ImageNet 2·sum(blocks) + 1 stem conv + 3 transitions + 1 classifier (Table 1's "264" has
-# 265 by this count; its blocks are used as printed), CIFAR-BC L = 6n + 4 for n layers a block.
+
+def _check_block_config(block_config):
+    if not isinstance(block_config, tuple) or not block_config:
+        raise TypeError(f"block_config must be a non-empty tuple of layers per dense block, e.g. (6, 12, 24, 16); "
+                        f"received {block_config!r}.")
+    for i, n in enumerate(block_config):
+        _validate.check_int(f"block_config[{i}]", n, minimum=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class DenseNetSpec:
+    """One variant: a row of the paper's Table 1 (ImageNet, DenseNet-BC) or Table 2 (CIFAR)."""
+
+    block_config: tuple  # layers per dense block
+    growth_rate: int  # k, the maps each layer adds
+    stem: str = "imagenet"  # "imagenet": 7x7/2 conv, BN, ReLU, 3x3/2 max pool; "cifar": one 3x3 conv
+    init_features: int | None = None  # maps of the first convolution; None: 2k (the non-BC CIFAR nets: 16)
+    compression: float = 0.5  # θ of the transitions, in (0, 1] (C; 1 = DenseNet without C)
+    bottleneck_width: int = 4  # B: a 1x1 conv to bottleneck_width·k maps before each 3x3; 0 = without B
+
+    def __post_init__(self):
+        _check_block_config(self.block_config)
+        _validate.check_int("growth_rate", self.growth_rate, minimum=1)
+        _validate.check_choice("stem", self.stem, STEMS)
+        if self.init_features is not None:
+            _validate.check_int("init_features", self.init_features, minimum=1)
+        if _validate.check_float("compression", self.compression, minimum=0.0, maximum=1.0) == 0.0:
+            raise ValueError(f"compression must be in (0, 1] (θ of the transitions; 1 = no compression); "
+                             f"received {self.compression!r}.")
+        _validate.check_int("bottleneck_width", self.bottleneck_width, minimum=0)
+
+
+# The paper's variants. Depth L counts the convolution and fully connected layers: ImageNet 2·sum(blocks) + 1 stem
+# conv + 3 transitions + 1 classifier (Table 1's "264" has 265 by this count; its blocks are used as printed),
+# CIFAR-BC L = 6n + 4 for n layers a block.
 VARIANTS = {
-    "densenet121": ((224, 224, 3), {"block_config": (6, 12, 24, 16)}),
-    "densenet169": ((224, 224, 3), {"block_config": (6, 12, 32, 32)}),
-    "densenet201": ((224, 224, 3), {"block_config": (6, 12, 48, 32)}),
-    "densenet264": ((224, 224, 3), {"block_config": (6, 12, 64, 48)}),
-    "densenet161": ((224, 224, 3), {"block_config": (6, 12, 36, 24), "growth_rate": 48}),
-    "densenet_bc_100": ((32, 32, 3), {"block_config": (16,) * 3, "growth_rate": 12, "stem": "cifar"}),
-    "densenet_bc_250": ((32, 32, 3), {"block_config": (41,) * 3, "growth_rate": 24, "stem": "cifar"}),
-    "densenet_bc_190": ((32, 32, 3), {"block_config": (31,) * 3, "growth_rate": 40, "stem": "cifar"}),
+    "densenet121": DenseNetSpec((6, 12, 24, 16), 32),  # Table 1, k = 32
+    "densenet169": DenseNetSpec((6, 12, 32, 32), 32),
+    "densenet201": DenseNetSpec((6, 12, 48, 32), 32),
+    "densenet264": DenseNetSpec((6, 12, 64, 48), 32),
+    "densenet161": DenseNetSpec((6, 12, 36, 24), 48),  # k = 48 (the authors' release)
+    "densenet_bc_100": DenseNetSpec((16,) * 3, 12, "cifar"),  # Table 2, DenseNet-BC rows
+    "densenet_bc_250": DenseNetSpec((41,) * 3, 24, "cifar"),
+    "densenet_bc_190": DenseNetSpec((31,) * 3, 40, "cifar"),
 }
 
 
-def densenet(x, head, *, spec, growth_rate=32, block_config=(6, 12, 24, 16), compression=0.5, bottleneck=True,
-             bottleneck_width=4, init_features=None, stem="imagenet", dropout=0.0, memory_efficient=False):
-    """DenseNet / DenseNet-B / -C / -BC (Huang et al., CVPR 2017; seed 003 §8).
+def densenet(x, head, *, spec, dropout=0.0, memory_efficient=False):
+    """DenseNet / DenseNet-B / -C / -BC (Huang et al., CVPR 2017; seed 003 §8); ``spec`` is a
+    :class:`DenseNetSpec` row.
 
-    Options: ``growth_rate`` k; ``block_config`` layers per dense block; ``compression`` θ in (0, 1] of the
-    transitions (1 = DenseNet without C); ``bottleneck`` (B: a 1x1 convolution to ``bottleneck_width``·k maps
-    before each 3x3 convolution); ``init_features`` maps of the first convolution (default 2k; the paper's
-    non-BC CIFAR DenseNet uses 16); ``stem`` "imagenet" (7x7/2 conv, BN, ReLU, 3x3/2 max pool) or "cifar"
-    (one 3x3 conv); ``dropout`` after every convolution but the first, as the paper's CIFAR/SVHN runs without
+    Options: ``dropout`` after every convolution but the first, as the paper's CIFAR/SVHN runs without
     augmentation (0.2); ``memory_efficient`` recomputes the concatenation, BN and ReLU in front of every
     convolution that reads a concatenation in the backward pass instead of storing them (Pleiss et al. 2017;
     same weights, outputs and gradients).
     """
-    del spec  # every variant is a set of option values
-    growth_rate = _validate.check_int("growth_rate", growth_rate, minimum=1)
-    block_config = _check_block_config(block_config)
-    compression = _validate.check_float("compression", compression, minimum=0.0, maximum=1.0)
-    if compression == 0.0:
-        raise ValueError(f"compression must be in (0, 1] (θ of the transitions; 1 = no compression); "
-                         f"received {compression!r}.")
-    _validate.check_bool("bottleneck", bottleneck)
-    bottleneck_width = _validate.check_int("bottleneck_width", bottleneck_width, minimum=1)
-    features = 2 * growth_rate if init_features is None else _validate.check_int("init_features", init_features,
-                                                                                  minimum=1)
-    _validate.check_choice("stem", stem, STEMS)
     dropout = _validate.check_rate("dropout", dropout)
     _validate.check_bool("memory_efficient", memory_efficient)
-    _check_size(x, stem, len(block_config))
+    blocks = spec.block_config
+    _check_size(x, spec.stem, len(blocks))
 
     unit = _Unit(dropout, memory_efficient)
-    x = _stem(x, stem, features)
-    for block, layers in enumerate(block_config, start=1):
-        maps = _dense_block(x, block, layers, growth_rate, bottleneck_width if bottleneck else 0, unit)
-        if block < len(block_config):
-            features = int(sum(m.shape[-1] for m in maps) * compression)
+    x = _stem(x, spec.stem, 2 * spec.growth_rate if spec.init_features is None else spec.init_features)
+    for block, layers in enumerate(blocks, start=1):
+        maps = _dense_block(x, block, layers, spec.growth_rate, spec.bottleneck_width, unit)
+        if block < len(blocks):
+            features = int(sum(m.shape[-1] for m in maps) * spec.compression)
             x = unit.bn_relu_conv(maps, features, 1, f"transition{block}", "")
             x = keras.layers.AveragePooling2D(2, strides=2, name=f"transition{block}_pool")(x)
-    x = _concat(maps, f"block{len(block_config)}_layer{block_config[-1]}_concat")
+    x = _concat(maps, f"block{len(blocks)}_layer{blocks[-1]}_concat")
     x = BatchNormalization(epsilon=BN_EPSILON, name="final_bn")(x)
     x = keras.layers.Activation("relu", name="final_relu")(x)
     return head.pooled(x)
@@ -141,13 +161,6 @@ def _min_size(stem, blocks):
     return 4 * last - 3 if stem == "imagenet" else last  # 7x7/2 conv (pad 3) then 3x3/2 pool (pad 1)
 
 
-def _check_block_config(block_config):
-    if not isinstance(block_config, (tuple, list)) or not block_config:
-        raise TypeError(f"block_config must be a non-empty tuple of layers per dense block, e.g. (6, 12, 24, 16); "
-                        f"received {block_config!r}.")
-    return tuple(_validate.check_int(f"block_config[{i}]", n, minimum=1) for i, n in enumerate(block_config))
-
-
 def _check_size(x, stem, blocks):
     minimum = _min_size(stem, blocks)
     small = [d for d in x.shape[1:3] if d is not None and d < minimum]
@@ -156,6 +169,7 @@ def _check_size(x, stem, blocks):
                          f"{stem!r} stem; received input shape {tuple(x.shape[1:])}.")
 
 
-for _name, (_input, _defaults) in VARIANTS.items():
-    _min = _min_size(_defaults.get("stem", "imagenet"), len(_defaults["block_config"]))
-    register(_name, family="densenet", default_input=_input, min_input=_min, **_defaults)(densenet)
+for _name, _spec in VARIANTS.items():
+    _cifar = _spec.stem == "cifar"
+    register(_name, family="densenet", default_input=(32, 32, 3) if _cifar else (224, 224, 3),
+             min_input=_min_size(_spec.stem, len(_spec.block_config)), spec=_spec)(densenet)

@@ -4,8 +4,12 @@ ICML 2019; seed 000 §2.6).
 The B0 baseline is Table 1 of the paper; B1-B7 scale it with the compound coefficients of the authors'
 release (width, depth, resolution, dropout). Channels are rounded to multiples of 8 and repeats rounded up, as
 in the release, keras.applications and torchvision; padding is TensorFlow "same", batch-norm epsilon 1e-3.
+Spec and options (CONTRIBUTING.md): a variant's architecture is its :class:`EfficientNetSpec` row (the width and
+depth coefficients and resolution); dropout and drop connect are options, dropout defaulting to the release's
+value for each variant.
 """
 
+import dataclasses
 import math
 
 from keras_cnn import _validate
@@ -20,23 +24,34 @@ EPSILON = 1e-3  # the release's batch-norm epsilon
 EFFICIENTNET_B0 = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
                    (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
 STEM, TOP = 32, 1280
-# name: (width coefficient, depth coefficient, resolution, dropout) of the release (efficientnet_builder.py)
+
+
+@dataclasses.dataclass(frozen=True)
+class EfficientNetSpec:
+    """One compound-scaling row of the release (efficientnet_builder.py; the paper's §3.3 and Table 1 for B0)."""
+
+    width: float  # width coefficient: channels x width, rounded to multiples of 8
+    depth: float  # depth coefficient: layers x depth, rounded up
+    resolution: int  # input height and width
+
+    @property
+    def stages(self):
+        """B0's stages scaled by the coefficients: ``(expansion, kernel, stride, channels, layers)``."""
+        return tuple((expansion, kernel, stride, make_divisible(channels * self.width), math.ceil(layers * self.depth))
+                     for expansion, kernel, stride, channels, layers in EFFICIENTNET_B0)
+
+
+# name: (spec row, the release's dropout before the classifier)
 COMPOUND_SCALING = {
-    "efficientnet_b0": (1.0, 1.0, 224, 0.2),
-    "efficientnet_b1": (1.0, 1.1, 240, 0.2),
-    "efficientnet_b2": (1.1, 1.2, 260, 0.3),
-    "efficientnet_b3": (1.2, 1.4, 300, 0.3),
-    "efficientnet_b4": (1.4, 1.8, 380, 0.4),
-    "efficientnet_b5": (1.6, 2.2, 456, 0.4),
-    "efficientnet_b6": (1.8, 2.6, 528, 0.5),
-    "efficientnet_b7": (2.0, 3.1, 600, 0.5),
+    "efficientnet_b0": (EfficientNetSpec(1.0, 1.0, 224), 0.2),
+    "efficientnet_b1": (EfficientNetSpec(1.0, 1.1, 240), 0.2),
+    "efficientnet_b2": (EfficientNetSpec(1.1, 1.2, 260), 0.3),
+    "efficientnet_b3": (EfficientNetSpec(1.2, 1.4, 300), 0.3),
+    "efficientnet_b4": (EfficientNetSpec(1.4, 1.8, 380), 0.4),
+    "efficientnet_b5": (EfficientNetSpec(1.6, 2.2, 456), 0.4),
+    "efficientnet_b6": (EfficientNetSpec(1.8, 2.6, 528), 0.5),
+    "efficientnet_b7": (EfficientNetSpec(2.0, 3.1, 600), 0.5),
 }
-
-
-def scaled_stages(width, depth):
-    """B0's stages scaled by the width and depth coefficients: ``(expansion, kernel, stride, channels, layers)``."""
-    return tuple((expansion, kernel, stride, make_divisible(channels * width), math.ceil(layers * depth))
-                 for expansion, kernel, stride, channels, layers in EFFICIENTNET_B0)
 
 
 def efficientnet(x, head, *, spec, dropout=0.2, drop_connect_rate=0.2):
@@ -51,11 +66,12 @@ def efficientnet(x, head, *, spec, dropout=0.2, drop_connect_rate=0.2):
     """
     dropout = _validate.check_rate("dropout", dropout)
     drop_connect_rate = _validate.check_rate("drop_connect_rate", drop_connect_rate)
-    x = conv_bn_act(x, make_divisible(STEM * spec["width"]), 3, strides=2, batch_norm=True, activation="swish",
+    x = conv_bn_act(x, make_divisible(STEM * spec.width), 3, strides=2, batch_norm=True, activation="swish",
                     epsilon=EPSILON, name="conv1")
-    total = sum(stage[-1] for stage in spec["stages"])
+    stages = spec.stages
+    total = sum(stage[-1] for stage in stages)
     index = 0
-    for row, (expansion, kernel, first_stride, channels, layers) in enumerate(spec["stages"], start=1):
+    for row, (expansion, kernel, first_stride, channels, layers) in enumerate(stages, start=1):
         for block in range(1, layers + 1):
             x = inverted_residual(x, channels, kernel, expanded=x.shape[-1] * expansion,
                                   strides=first_stride if block == 1 else 1, activation="swish",
@@ -63,12 +79,11 @@ def efficientnet(x, head, *, spec, dropout=0.2, drop_connect_rate=0.2):
                                   drop_rate=drop_connect_rate * index / total, seed=index, epsilon=EPSILON,
                                   name=f"stage{row}_block{block}")
             index += 1
-    x = conv_bn_act(x, make_divisible(TOP * spec["width"]), 1, batch_norm=True, activation="swish",
+    x = conv_bn_act(x, make_divisible(TOP * spec.width), 1, batch_norm=True, activation="swish",
                     epsilon=EPSILON, name="conv_last")
     return head.pooled(x, dropout=dropout)
 
 
-for _name, (_width, _depth, _resolution, _dropout) in COMPOUND_SCALING.items():
-    register(_name, family="efficientnet", default_input=(_resolution, _resolution, 3), min_input=32,
-             spec={"width": _width, "depth": _depth, "stages": scaled_stages(_width, _depth)},
-             dropout=_dropout)(efficientnet)
+for _name, (_spec, _dropout) in COMPOUND_SCALING.items():
+    register(_name, family="efficientnet", default_input=(_spec.resolution, _spec.resolution, 3), min_input=32,
+             spec=_spec, dropout=_dropout)(efficientnet)

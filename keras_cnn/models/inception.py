@@ -10,7 +10,14 @@ Models with auxiliary classifiers (``aux_logits=True``) have several outputs, ma
     model.compile("sgd", **aux_compile_kwargs(model))                      # loss weights 1, 0.3, 0.3
     model.fit(images, (labels,) * len(model.outputs))
     deployed = inference_model(model)                                      # main output only, same weights
+
+Spec and options (CONTRIBUTING.md): a variant's architecture is its spec row (the modules of the paper's table,
+where the auxiliary classifiers attach, SE-Inception's SE ratio); the options are the auxiliary heads for
+training, regularisation and the forms of other releases that apply to the row (GoogLeNet's torchvision
+``batch_norm``/``kernel_5x5``, BN gamma ``batch_norm_scale``).
 """
+
+import dataclasses
 
 import keras
 
@@ -18,6 +25,7 @@ from keras_cnn import _validate
 from keras_cnn.layers import LocalResponseNormalization, squeeze_excite
 from keras_cnn.layers.inception_blocks import Conv, ConvBN, Pool, Split, asymmetric, inception_module
 from keras_cnn.layers.se import check_reduction
+from keras_cnn.model import inference_model  # noqa: F401  (re-exported: its documented home before 0.2)
 from keras_cnn.registry import register
 
 # Loss weight of each auxiliary output in training: 0.3 for GoogLeNet's two heads (Szegedy et al. 2015 §5,
@@ -33,36 +41,13 @@ def aux_compile_kwargs(model, loss="sparse_categorical_crossentropy"):
     auxiliary heads. Use as ``model.compile(optimizer, **aux_compile_kwargs(model), metrics=...)`` and train with
     the labels repeated per output: ``model.fit(x, (y,) * len(model.outputs))``.
     """
-    names = _output_names(model)
+    names = list(model.output_names)
     unknown = [n for n in names[1:] if n not in AUX_LOSS_WEIGHTS]
     if names[0] != "predictions" or unknown:
         raise ValueError(f"model outputs {names} are not a keras_cnn classifier with auxiliary heads "
                          f"(expected 'predictions' then some of {sorted(AUX_LOSS_WEIGHTS)}).")
     return {"loss": {n: loss for n in names},
             "loss_weights": {n: 1.0 if n == "predictions" else AUX_LOSS_WEIGHTS[n] for n in names}}
-
-
-def inference_model(model):
-    """The model without its auxiliary classifiers, for evaluation and deployment.
-
-    Returns a functional model from ``model``'s inputs to its main output ``predictions``: it reuses ``model``'s
-    layers, so it shares the trained weights (no copy) and gives exactly the main output of ``model``. The
-    auxiliary heads are dropped, as the papers do at inference. A model without auxiliary heads is returned
-    unchanged.
-    """
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"model must be a keras.Model; received {type(model).__name__}.")
-    if len(model.outputs) == 1:
-        return model
-    names = _output_names(model)
-    if "predictions" not in names:
-        raise ValueError(f"model has no 'predictions' output to keep; its outputs are {names}.")
-    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-    return keras.Model(inputs, model.outputs[names.index("predictions")], name=model.name)
-
-
-def _output_names(model):
-    return [t._keras_history.operation.name for t in model.outputs]
 
 
 def _check_aux(aux_logits, head):
@@ -84,20 +69,26 @@ def _aux_pool(x, name, size=5, strides=3):
     return keras.layers.AveragePooling2D(window, strides=strides, name=name)(x)
 
 
-# GoogLeNet (Szegedy et al., "Going deeper with convolutions", 2015), Table 1 / seed 003 §4.1:
-# module: (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj); a 3x3/2 max pooling precedes 4a and 5a.
-GOOGLENET = {
-    "3a": (64, 96, 128, 16, 32, 32),
-    "3b": (128, 128, 192, 32, 96, 64),
-    "4a": (192, 96, 208, 16, 48, 64),
-    "4b": (160, 112, 224, 24, 64, 64),
-    "4c": (128, 128, 256, 24, 64, 64),
-    "4d": (112, 144, 288, 32, 64, 64),
-    "4e": (256, 160, 320, 32, 128, 128),
-    "5a": (256, 160, 320, 32, 128, 128),
-    "5b": (384, 192, 384, 48, 128, 128),
-}
-GOOGLENET_AUX_AFTER = {"4a": "aux1", "4d": "aux2"}
+@dataclasses.dataclass(frozen=True)
+class GoogLeNetSpec:
+    """GoogLeNet (Szegedy et al., "Going deeper with convolutions", 2015), Table 1 / seed 003 §4.1."""
+
+    modules: tuple  # (module, (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj)) in order
+    pool_before: tuple = ("4a", "5a")  # modules preceded by 3x3/2 max pooling
+    aux_after: tuple = (("4a", "aux1"), ("4d", "aux2"))  # (module, auxiliary classifier it feeds), §5
+
+
+GOOGLENET = GoogLeNetSpec(modules=(
+    ("3a", (64, 96, 128, 16, 32, 32)),
+    ("3b", (128, 128, 192, 32, 96, 64)),
+    ("4a", (192, 96, 208, 16, 48, 64)),
+    ("4b", (160, 112, 224, 24, 64, 64)),
+    ("4c", (128, 128, 256, 24, 64, 64)),
+    ("4d", (112, 144, 288, 32, 64, 64)),
+    ("4e", (256, 160, 320, 32, 128, 128)),
+    ("5a", (256, 160, 320, 32, 128, 128)),
+    ("5b", (384, 192, 384, 48, 128, 128)),
+))
 
 
 def googlenet_module(row, kernel_5x5=5):
@@ -145,14 +136,14 @@ def googlenet(x, head, *, spec, aux_logits=False, batch_norm=False, lrn=None, ke
     if lrn:
         x = _caffe_lrn("conv2_norm2")(x)
     x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool2_3x3_s2")(x)
-    aux = []
-    for module, row in spec.items():
-        if module in ("4a", "5a"):
+    aux, aux_after = [], dict(spec.aux_after)
+    for module, row in spec.modules:
+        if module in spec.pool_before:
             stage = int(module[0]) - 1
             x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name=f"pool{stage}_3x3_s2")(x)
         x = inception_module(x, googlenet_module(row, kernel_5x5), name=f"inception_{module}", conv=conv)
-        if aux_logits and module in GOOGLENET_AUX_AFTER:
-            aux.append(_googlenet_aux(x, head, GOOGLENET_AUX_AFTER[module], conv, aux_dropout))
+        if aux_logits and module in aux_after:
+            aux.append(_googlenet_aux(x, head, aux_after[module], conv, aux_dropout))
     outputs = head.pooled(x, dropout=dropout)
     return [outputs, *aux] if aux_logits else outputs
 
@@ -173,21 +164,28 @@ def _googlenet_aux(x, head, name, conv, dropout):
     return keras.layers.Dense(head.classes, activation=head.classifier_activation, name=f"{name}_predictions")(x)
 
 
-# BN-Inception (Ioffe & Szegedy 2015, Fig. 5; seed 003 §4.2, "Inception v2"): module: (#1x1, #3x3 reduce, #3x3,
-# #double 3x3 reduce, #double 3x3, pool, pool proj, stride). 3c and 4e are stride-2 modules: no 1x1 branch,
-# the last 3x3 of both 3x3 branches and the max pooling have stride 2, the pooling is passed through (no proj).
-INCEPTION_V2 = {
-    "3a": (64, 64, 64, 64, 96, "avg", 32, 1),
-    "3b": (64, 64, 96, 64, 96, "avg", 64, 1),
-    "3c": (0, 128, 160, 64, 96, "max", 0, 2),
-    "4a": (224, 64, 96, 96, 128, "avg", 128, 1),
-    "4b": (192, 96, 128, 96, 128, "avg", 128, 1),
-    "4c": (160, 128, 160, 128, 160, "avg", 128, 1),
-    "4d": (96, 128, 192, 160, 192, "avg", 128, 1),
-    "4e": (0, 128, 192, 192, 256, "max", 0, 2),
-    "5a": (352, 192, 320, 160, 224, "avg", 128, 1),
-    "5b": (352, 192, 320, 192, 224, "max", 128, 1),
-}
+@dataclasses.dataclass(frozen=True)
+class InceptionV2Spec:
+    """BN-Inception (Ioffe & Szegedy 2015, Fig. 5; seed 003 §4.2, "Inception v2")."""
+
+    # (module, (#1x1, #3x3 reduce, #3x3, #double 3x3 reduce, #double 3x3, pool, pool proj, stride)) in order.
+    # 3c and 4e are stride-2 modules: no 1x1 branch, the last 3x3 of both 3x3 branches and the max pooling have
+    # stride 2, the pooling is passed through (no proj).
+    modules: tuple
+
+
+INCEPTION_V2 = InceptionV2Spec(modules=(
+    ("3a", (64, 64, 64, 64, 96, "avg", 32, 1)),
+    ("3b", (64, 64, 96, 64, 96, "avg", 64, 1)),
+    ("3c", (0, 128, 160, 64, 96, "max", 0, 2)),
+    ("4a", (224, 64, 96, 96, 128, "avg", 128, 1)),
+    ("4b", (192, 96, 128, 96, 128, "avg", 128, 1)),
+    ("4c", (160, 128, 160, 128, 160, "avg", 128, 1)),
+    ("4d", (96, 128, 192, 160, 192, "avg", 128, 1)),
+    ("4e", (0, 128, 192, 192, 256, "max", 0, 2)),
+    ("5a", (352, 192, 320, 160, 224, "avg", 128, 1)),
+    ("5b", (352, 192, 320, 192, 224, "max", 128, 1)),
+))
 
 
 def bn_inception_module(row):
@@ -218,7 +216,7 @@ def inception_v2(x, head, *, spec, dropout=0.0):
     x = conv(x, 64, 1, name="conv2_3x3_reduce")
     x = conv(x, 192, 3, name="conv2_3x3")
     x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool2_3x3_s2")(x)
-    for module, row in spec.items():
+    for module, row in spec.modules:
         x = inception_module(x, bn_inception_module(row), name=f"inception_{module}", conv=conv)
     return head.pooled(x, dropout=dropout)
 
@@ -250,28 +248,6 @@ def _v3_e():
             (Pool("avg"), Conv(192, 1)))
 
 
-INCEPTION_V3 = {
-    "mixed_5b": _v3_a(32),
-    "mixed_5c": _v3_a(64),
-    "mixed_5d": _v3_a(64),
-    # grid reduction 35 -> 17 (paper Fig. 10: stride-2 convolutions beside stride-2 pooling)
-    "mixed_6a": ((Conv(384, 3, 2, "valid"),),
-                 (Conv(64, 1), Conv(96, 3), Conv(96, 3, 2, "valid")),
-                 (Pool("max", 3, 2, "valid"),)),
-    "mixed_6b": _v3_c(128),
-    "mixed_6c": _v3_c(160),
-    "mixed_6d": _v3_c(160),
-    "mixed_6e": _v3_c(192),
-    # grid reduction 17 -> 8
-    "mixed_7a": ((Conv(192, 1), Conv(320, 3, 2, "valid")),
-                 (Conv(192, 1), *asymmetric(7, 192, 192), Conv(192, 3, 2, "valid")),
-                 (Pool("max", 3, 2, "valid"),)),
-    "mixed_7b": _v3_e(),
-    "mixed_7c": _v3_e(),
-}
-V3_AUX_AFTER = "mixed_6e"
-
-
 def v3_stem(x, conv):
     """The Inception-v3 / Inception-ResNet-v2 stem up to the 35x35 grid (TF-slim names)."""
     x = conv(x, 32, 3, strides=2, padding="valid", name="conv2d_1a_3x3")
@@ -286,11 +262,11 @@ def v3_stem(x, conv):
 V3_STEM_CHANNELS = 192  # conv2d_4a_3x3
 
 
-def module_channels(spec, channels):
-    """``{module: output channels}`` of a chain of Inception modules whose input has ``channels``: each branch
+def module_channels(modules, channels):
+    """``{module: output channels}`` of a chain of ``(module, branches)`` whose input has ``channels``: each branch
     adds its last op's filters (a fork's summed), or the input's channels when it ends with pooling."""
     result = {}
-    for module, branches in spec.items():
+    for module, branches in modules:
         total = 0
         for branch in branches:
             last = branch[-1]
@@ -300,34 +276,66 @@ def module_channels(spec, channels):
     return result
 
 
+@dataclasses.dataclass(frozen=True)
+class InceptionV3Spec:
+    """Inception-v3 (Szegedy et al. 2016) as released (TF-slim); SE-Inception-v3 (Hu et al. 2018, Table 2)."""
+
+    modules: tuple  # (module, branches) after the stem, in order
+    aux_after: str = "mixed_6e"  # the module the auxiliary classifier reads (the 17x17 grid, paper Fig. 8)
+    se_reduction: int | None = None  # SE block with ratio r after every module (Hu et al.'s SE-Inception)
+
+    def __post_init__(self):
+        check_reduction(self.se_reduction, min(module_channels(self.modules, V3_STEM_CHANNELS).values()), "module")
+
+
+INCEPTION_V3 = InceptionV3Spec(modules=(
+    ("mixed_5b", _v3_a(32)),
+    ("mixed_5c", _v3_a(64)),
+    ("mixed_5d", _v3_a(64)),
+    # grid reduction 35 -> 17 (paper Fig. 10: stride-2 convolutions beside stride-2 pooling)
+    ("mixed_6a", ((Conv(384, 3, 2, "valid"),),
+                  (Conv(64, 1), Conv(96, 3), Conv(96, 3, 2, "valid")),
+                  (Pool("max", 3, 2, "valid"),))),
+    ("mixed_6b", _v3_c(128)),
+    ("mixed_6c", _v3_c(160)),
+    ("mixed_6d", _v3_c(160)),
+    ("mixed_6e", _v3_c(192)),
+    # grid reduction 17 -> 8
+    ("mixed_7a", ((Conv(192, 1), Conv(320, 3, 2, "valid")),
+                  (Conv(192, 1), *asymmetric(7, 192, 192), Conv(192, 3, 2, "valid")),
+                  (Pool("max", 3, 2, "valid"),))),
+    ("mixed_7b", _v3_e()),
+    ("mixed_7c", _v3_e()),
+))
+
+
 @register("inception_v3", family="inception", default_input=(299, 299, 3), min_input=75, spec=INCEPTION_V3)
-def inception_v3(x, head, *, spec, aux_logits=False, se_reduction=None, batch_norm_scale=False, dropout=0.2):
+def inception_v3(x, head, *, spec, aux_logits=False, batch_norm_scale=False, dropout=0.2):
     """Inception-v3 (Szegedy et al., "Rethinking the Inception Architecture", 2016): 23,817,352 trainable
     parameters at 1000 classes, exactly keras.applications.InceptionV3 (and the TF-slim release).
 
     Stem of 3x3 convolutions, three 35x35 modules, grid reduction, four 17x17 modules with factorised 7x7
     convolutions, grid reduction, two 8x8 modules, global average pooling, dropout 0.2 (TF-slim's keep 0.8),
-    classifier. BN after every convolution (epsilon 1e-3).
+    classifier. BN after every convolution (epsilon 1e-3). A spec row with ``se_reduction`` (16 in
+    ``se_inception_v3``, Hu et al.'s SE-Inception) adds a squeeze-and-excitation block after every module; at most
+    256, the narrowest module's channels (``mixed_5b``).
 
     Options: ``aux_logits`` adds the auxiliary classifier on the 17x17 grid (after ``mixed_6e``; 5x5/3 avg pool,
     1x1 conv 128, 5x5 conv 768, classifier; batch-normalised as the paper's "BN-auxiliary"): outputs
-    ``[predictions, aux_predictions]``, loss weight 0.4. ``se_reduction`` (e.g. 16) adds a squeeze-and-excitation
-    block after every Inception module, as Hu et al.'s SE-Inception (``se_inception_v3``); at most 256, the
-    narrowest module's channels (``mixed_5b``). ``batch_norm_scale`` adds BN's gamma: False as TF-slim and
-    keras.applications, True as torchvision (23,834,568 parameters).
+    ``[predictions, aux_predictions]``, loss weight 0.4. ``batch_norm_scale`` adds BN's gamma: False as TF-slim
+    and keras.applications, True as torchvision (23,834,568 parameters).
     """
     aux_logits = _check_aux(aux_logits, head)
-    se_reduction = check_reduction(se_reduction, min(module_channels(spec, V3_STEM_CHANNELS).values()), "module")
     _validate.check_bool("batch_norm_scale", batch_norm_scale)
     dropout = _validate.check_rate("dropout", dropout)
     conv = ConvBN(batch_norm=True, scale=batch_norm_scale, epsilon=1e-3)
     x = v3_stem(x, conv)
     aux = None
-    for module, branches in spec.items():
+    for module, branches in spec.modules:
         x = inception_module(x, branches, name=module, conv=conv)
-        if se_reduction:
-            x = squeeze_excite(x, x.shape[-1] // se_reduction, name=f"{module}_se")
-        if aux_logits and module == V3_AUX_AFTER:
+        if spec.se_reduction:
+            x = squeeze_excite(x, x.shape[-1] // spec.se_reduction, name=f"{module}_se")
+        if aux_logits and module == spec.aux_after:
             aux = _v3_aux(x, head, conv)
     outputs = head.pooled(x, dropout=dropout)
     return [outputs, aux] if aux_logits else outputs
@@ -343,5 +351,5 @@ def _v3_aux(x, head, conv):
     return keras.layers.Dense(head.classes, activation=head.classifier_activation, name="aux_predictions")(x)
 
 
-register("se_inception_v3", family="inception", default_input=(299, 299, 3), min_input=75, spec=INCEPTION_V3,
-         se_reduction=16)(inception_v3)
+register("se_inception_v3", family="inception", default_input=(299, 299, 3), min_input=75,
+         spec=dataclasses.replace(INCEPTION_V3, se_reduction=16))(inception_v3)

@@ -4,7 +4,12 @@ Inception-ResNet and the Impact of Residual Connections on Learning", AAAI 2017;
 Convolutions are conv + BN (epsilon 1e-3, no gamma, as the authors' TF-slim release and keras.applications;
 ``batch_norm_scale=True`` adds it, as timm) + ReLU; "V" convolutions of the figures use valid padding, all others
 same padding. Module tables use :mod:`keras_cnn.layers.inception_blocks`.
+Spec and options (CONTRIBUTING.md): a variant's architecture is its spec row (blocks per stage, module branches,
+Reduction-A/-B); the options are dropout, the residual scales (a training-stability knob of the paper, §3.3, with
+the release's values as default) and BN gamma (``batch_norm_scale``, timm's form).
 """
+
+import dataclasses
 
 import keras
 
@@ -83,8 +88,19 @@ V4_C = ((Pool("avg"), Conv(256, 1)),
         (Conv(256, 1),),
         (Conv(384, 1), Split((Conv(256, (1, 3)), Conv(256, (3, 1))))),
         (Conv(384, 1), *asymmetric(3, 448, 512), Split((Conv(256, (3, 1)), Conv(256, (1, 3))))))
-INCEPTION_V4 = {"blocks": ((4, "mixed_5", V4_A), (7, "mixed_6", V4_B), (3, "mixed_7", V4_C)),
-                "reduction_a": REDUCTION_A["inception_v4"], "reduction_b": V4_REDUCTION_B}
+
+
+@dataclasses.dataclass(frozen=True)
+class InceptionV4Spec:
+    """Inception-v4 (Szegedy et al. 2017, Figs. 3-9 and Table 1)."""
+
+    blocks: tuple  # (count, TF-slim stage name, branches) of the Inception-A, -B and -C stages
+    reduction_a: tuple  # Reduction-A's (k, l, m, n), Table 1
+    reduction_b: tuple  # Reduction-B's branches (Fig. 8)
+
+
+INCEPTION_V4 = InceptionV4Spec(blocks=((4, "mixed_5", V4_A), (7, "mixed_6", V4_B), (3, "mixed_7", V4_C)),
+                               reduction_a=REDUCTION_A["inception_v4"], reduction_b=V4_REDUCTION_B)
 
 
 @register("inception_v4", family="inception", default_input=(299, 299, 3), min_input=75, spec=INCEPTION_V4)
@@ -99,11 +115,11 @@ def inception_v4(x, head, *, spec, batch_norm_scale=False, dropout=0.2):
     conv = _conv(batch_norm_scale)
     dropout = _head_dropout(dropout)
     x = v4_stem(x, conv)
-    (n_a, stage_a, block_a), (n_b, stage_b, block_b), (n_c, stage_c, block_c) = spec["blocks"]
+    (n_a, stage_a, block_a), (n_b, stage_b, block_b), (n_c, stage_c, block_c) = spec.blocks
     x = _plain_stage(x, n_a, stage_a, block_a, conv)
-    x = inception_module(x, reduction_a(*spec["reduction_a"]), name="mixed_6a", conv=conv)
+    x = inception_module(x, reduction_a(*spec.reduction_a), name="mixed_6a", conv=conv)
     x = _plain_stage(x, n_b, stage_b, block_b, conv)
-    x = inception_module(x, spec["reduction_b"], name="mixed_7a", conv=conv)
+    x = inception_module(x, spec.reduction_b, name="mixed_7a", conv=conv)
     x = _plain_stage(x, n_c, stage_c, block_c, conv)
     return head.pooled(x, dropout=dropout)
 
@@ -115,22 +131,36 @@ def _plain_stage(x, count, stage, branches, conv):
     return x
 
 
+@dataclasses.dataclass(frozen=True)
+class InceptionResNetSpec:
+    """Inception-ResNet-v1 (Szegedy et al. 2017, Figs. 10-15) or -v2 as released (Figs. 16-19, TF-slim)."""
+
+    blocks: tuple  # number of A (35x35), B (17x17) and C (8x8) residual blocks
+    a: tuple  # branches of the A, B and C blocks, concatenated before the 1x1 projection
+    b: tuple
+    c: tuple
+    reduction_a: tuple  # Reduction-A's (k, l, m, n), Table 1
+    reduction_b: tuple  # Reduction-B's branches
+    mixed_5b: tuple | None = None  # branches of the Inception module after the v3 stem (v2 as released)
+    final_conv: int | None = None  # 1x1 convolution after the last block (v2 as released: 1536)
+
+
 # Inception-ResNet-v1 (paper Figs. 10-15): stem to 35x35x256, 5 x A, Reduction-A, 10 x B, Reduction-B, 5 x C.
-IR_V1 = {
-    "blocks": (5, 10, 5),
-    "a": ((Conv(32, 1),),
-          (Conv(32, 1), Conv(32, 3)),
-          (Conv(32, 1), Conv(32, 3), Conv(32, 3))),
-    "b": ((Conv(128, 1),),
-          (Conv(128, 1), *asymmetric(7, 128, 128))),
-    "c": ((Conv(192, 1),),
-          (Conv(192, 1), *asymmetric(3, 192, 192))),
-    "reduction_a": REDUCTION_A["inception_resnet_v1"],
-    "reduction_b": ((Pool("max", 3, 2, "valid"),),
-                    (Conv(256, 1), Conv(384, 3, 2, "valid")),
-                    (Conv(256, 1), Conv(256, 3, 2, "valid")),
-                    (Conv(256, 1), Conv(256, 3), Conv(256, 3, 2, "valid"))),
-}
+IR_V1 = InceptionResNetSpec(
+    blocks=(5, 10, 5),
+    a=((Conv(32, 1),),
+       (Conv(32, 1), Conv(32, 3)),
+       (Conv(32, 1), Conv(32, 3), Conv(32, 3))),
+    b=((Conv(128, 1),),
+       (Conv(128, 1), *asymmetric(7, 128, 128))),
+    c=((Conv(192, 1),),
+       (Conv(192, 1), *asymmetric(3, 192, 192))),
+    reduction_a=REDUCTION_A["inception_resnet_v1"],
+    reduction_b=((Pool("max", 3, 2, "valid"),),
+                 (Conv(256, 1), Conv(384, 3, 2, "valid")),
+                 (Conv(256, 1), Conv(256, 3, 2, "valid")),
+                 (Conv(256, 1), Conv(256, 3), Conv(256, 3, 2, "valid"))),
+)
 
 
 def _ir_v1_stem(x, conv):
@@ -161,18 +191,18 @@ def inception_resnet_v1(x, head, *, spec, residual_scale=RESIDUAL_SCALE, batch_n
 
 
 def _residual_body(x, head, spec, conv, scales, dropout, last_activation="relu"):
-    n_a, n_b, n_c = spec["blocks"]
-    x = _repeat(x, n_a, "block35", spec["a"], conv, scales[0])
-    x = inception_module(x, reduction_a(*spec["reduction_a"]), name="mixed_6a", conv=conv)
-    x = _repeat(x, n_b, "block17", spec["b"], conv, scales[1])
-    x = inception_module(x, spec["reduction_b"], name="mixed_7a", conv=conv)
+    n_a, n_b, n_c = spec.blocks
+    x = _repeat(x, n_a, "block35", spec.a, conv, scales[0])
+    x = inception_module(x, reduction_a(*spec.reduction_a), name="mixed_6a", conv=conv)
+    x = _repeat(x, n_b, "block17", spec.b, conv, scales[1])
+    x = inception_module(x, spec.reduction_b, name="mixed_7a", conv=conv)
     if last_activation is None:  # the released Inception-ResNet-v2: the last C block is unscaled and linear
-        x = _repeat(x, n_c - 1, "block8", spec["c"], conv, scales[2])
-        x = residual_inception_module(x, spec["c"], name=f"block8_{n_c}", conv=conv, scale=1.0, activation=None)
+        x = _repeat(x, n_c - 1, "block8", spec.c, conv, scales[2])
+        x = residual_inception_module(x, spec.c, name=f"block8_{n_c}", conv=conv, scale=1.0, activation=None)
     else:
-        x = _repeat(x, n_c, "block8", spec["c"], conv, scales[2])
-    if spec.get("final_conv"):
-        x = conv(x, spec["final_conv"], 1, name="conv2d_7b_1x1")
+        x = _repeat(x, n_c, "block8", spec.c, conv, scales[2])
+    if spec.final_conv:
+        x = conv(x, spec.final_conv, 1, name="conv2d_7b_1x1")
     return head.pooled(x, dropout=dropout)
 
 
@@ -182,26 +212,26 @@ def _residual_body(x, head, spec, conv, scales, dropout, last_activation="relu")
 # 10 / 20 / 10 blocks and a final 1x1 convolution to 1536 channels. The paper's Fig. 15 (Inception-v4 stem,
 # 5 / 10 / 5 blocks) has inconsistent widths (B and C blocks 1154 and 2048 wide after Reduction-A and -B give
 # 1152 and 2146) and was never released.
-IR_V2 = {
-    "blocks": (10, 20, 10),
-    "mixed_5b": ((Conv(96, 1),),
-                 (Conv(48, 1), Conv(64, 5)),
-                 (Conv(64, 1), Conv(96, 3), Conv(96, 3)),
-                 (Pool("avg"), Conv(64, 1))),
-    "a": ((Conv(32, 1),),
-          (Conv(32, 1), Conv(32, 3)),
-          (Conv(32, 1), Conv(48, 3), Conv(64, 3))),
-    "b": ((Conv(192, 1),),
-          (Conv(128, 1), *asymmetric(7, 160, 192))),
-    "c": ((Conv(192, 1),),
-          (Conv(192, 1), *asymmetric(3, 224, 256))),
-    "reduction_a": REDUCTION_A["inception_resnet_v2"],
-    "reduction_b": ((Pool("max", 3, 2, "valid"),),
-                    (Conv(256, 1), Conv(384, 3, 2, "valid")),
-                    (Conv(256, 1), Conv(288, 3, 2, "valid")),
-                    (Conv(256, 1), Conv(288, 3), Conv(320, 3, 2, "valid"))),
-    "final_conv": 1536,
-}
+IR_V2 = InceptionResNetSpec(
+    blocks=(10, 20, 10),
+    mixed_5b=((Conv(96, 1),),
+              (Conv(48, 1), Conv(64, 5)),
+              (Conv(64, 1), Conv(96, 3), Conv(96, 3)),
+              (Pool("avg"), Conv(64, 1))),
+    a=((Conv(32, 1),),
+       (Conv(32, 1), Conv(32, 3)),
+       (Conv(32, 1), Conv(48, 3), Conv(64, 3))),
+    b=((Conv(192, 1),),
+       (Conv(128, 1), *asymmetric(7, 160, 192))),
+    c=((Conv(192, 1),),
+       (Conv(192, 1), *asymmetric(3, 224, 256))),
+    reduction_a=REDUCTION_A["inception_resnet_v2"],
+    reduction_b=((Pool("max", 3, 2, "valid"),),
+                 (Conv(256, 1), Conv(384, 3, 2, "valid")),
+                 (Conv(256, 1), Conv(288, 3, 2, "valid")),
+                 (Conv(256, 1), Conv(288, 3), Conv(320, 3, 2, "valid"))),
+    final_conv=1536,
+)
 
 
 @register("inception_resnet_v2", family="inception", default_input=(299, 299, 3), min_input=75, spec=IR_V2)
@@ -217,5 +247,5 @@ def inception_resnet_v2(x, head, *, spec, residual_scale=RESIDUAL_SCALE, batch_n
     scales = _scales(residual_scale)
     dropout = _head_dropout(dropout)
     x = v3_stem(x, conv)
-    x = inception_module(x, spec["mixed_5b"], name="mixed_5b", conv=conv)
+    x = inception_module(x, spec.mixed_5b, name="mixed_5b", conv=conv)
     return _residual_body(x, head, spec, conv, scales, dropout, last_activation=None)

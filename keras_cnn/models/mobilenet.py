@@ -2,7 +2,12 @@
 
 The tables are the papers' tables; channel rounding, "same" padding and batch-norm epsilon 1e-3 follow the
 authors' TensorFlow release (tensorflow/models research/slim), which keras.applications also follows.
+Spec and options (CONTRIBUTING.md): each variant's architecture is its table as a frozen dataclass row; the
+options are regularisation (dropout) and the papers' knobs that apply to every row with the paper's value as
+default (the width multiplier ``alpha``, v1's ``depth_multiplier``, v3's ``minimalistic`` release form).
 """
+
+import dataclasses
 
 from keras_cnn import _validate
 from keras_cnn.layers.conv import conv_bn_act
@@ -11,11 +16,18 @@ from keras_cnn.registry import register
 
 EPSILON = 1e-3  # TensorFlow MobileNet batch-norm epsilon (keras.applications and torchvision's v3 use it too)
 
-# MobileNet v1 (Howard et al. 2017), Table 1 after the 32-filter stem: (pointwise filters, depthwise stride) of
-# the 13 depthwise separable layers. The table prints stride 2 for the last depthwise layer, a known typo: the
-# released model keeps it at 1 (7x7 stays 7x7 before the 7x7 average pool).
-MOBILENET_V1 = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
-                (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1))
+@dataclasses.dataclass(frozen=True)
+class MobileNetV1Spec:
+    """MobileNet v1 (Howard et al. 2017), Table 1."""
+
+    # (pointwise filters, depthwise stride) of the 13 depthwise separable layers. The table prints stride 2 for
+    # the last depthwise layer, a known typo: the released model keeps it at 1 (7x7 stays 7x7 before the pool).
+    layers: tuple
+    stem: int = 32  # filters of the first 3x3/2 convolution
+
+
+MOBILENET_V1 = MobileNetV1Spec(((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1),
+                                (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1)))
 
 
 @register("mobilenet_v1", family="mobilenet", default_input=(224, 224, 3), min_input=32, spec=MOBILENET_V1)
@@ -36,9 +48,9 @@ def mobilenet_v1(x, head, *, spec, alpha=1.0, depth_multiplier=1, dropout=1e-3):
     def width(channels):
         return max(int(channels * alpha), 8)
 
-    x = conv_bn_act(x, width(32), 3, strides=2, batch_norm=True, activation="relu6", epsilon=EPSILON,
+    x = conv_bn_act(x, width(spec.stem), 3, strides=2, batch_norm=True, activation="relu6", epsilon=EPSILON,
                     name="conv1")
-    for index, (filters, strides) in enumerate(spec, start=1):
+    for index, (filters, strides) in enumerate(spec.layers, start=1):
         x = depthwise_bn_act(x, 3, strides=strides, depth_multiplier=depth_multiplier, activation="relu6",
                              epsilon=EPSILON, name=f"block{index}_dwconv")
         x = conv_bn_act(x, width(filters), 1, batch_norm=True, activation="relu6", epsilon=EPSILON,
@@ -46,10 +58,17 @@ def mobilenet_v1(x, head, *, spec, alpha=1.0, depth_multiplier=1, dropout=1e-3):
     return head.pooled(x, dropout=dropout)
 
 
-# MobileNet v2 (Sandler et al. 2018), Table 2: (expansion t, output channels c, repeats n, first stride s) of
-# the seven bottleneck rows, between a 32-filter 3x3/2 stem and a 1280-filter 1x1 convolution.
-MOBILENET_V2 = {"stem": 32, "rows": ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-                                     (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)), "last": 1280}
+@dataclasses.dataclass(frozen=True)
+class MobileNetV2Spec:
+    """MobileNet v2 (Sandler et al. 2018), Table 2."""
+
+    stem: int  # filters of the 3x3/2 convolution
+    rows: tuple  # (expansion t, output channels c, repeats n, first stride s) of the seven bottleneck rows
+    last: int  # filters of the last 1x1 convolution
+
+
+MOBILENET_V2 = MobileNetV2Spec(stem=32, rows=((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                                              (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)), last=1280)
 
 
 @register("mobilenet_v2", family="mobilenet", default_input=(224, 224, 3), min_input=32, spec=MOBILENET_V2)
@@ -63,34 +82,41 @@ def mobilenet_v2(x, head, *, spec, alpha=1.0, dropout=0.2):
     """
     alpha = _check_width("alpha", alpha)
     dropout = _validate.check_rate("dropout", dropout)
-    x = conv_bn_act(x, make_divisible(spec["stem"] * alpha), 3, strides=2, batch_norm=True, activation="relu6",
+    x = conv_bn_act(x, make_divisible(spec.stem * alpha), 3, strides=2, batch_norm=True, activation="relu6",
                     epsilon=EPSILON, name="conv1")
-    for row, (expansion, channels, repeats, first_stride) in enumerate(spec["rows"], start=1):
+    for row, (expansion, channels, repeats, first_stride) in enumerate(spec.rows, start=1):
         for block in range(1, repeats + 1):
             x = inverted_residual(x, make_divisible(channels * alpha), 3, expanded=x.shape[-1] * expansion,
                                   strides=first_stride if block == 1 else 1, activation="relu6",
                                   epsilon=EPSILON, name=f"stage{row}_block{block}")
-    last = make_divisible(spec["last"] * alpha) if alpha > 1.0 else spec["last"]
+    last = make_divisible(spec.last * alpha) if alpha > 1.0 else spec.last
     x = conv_bn_act(x, last, 1, batch_norm=True, activation="relu6", epsilon=EPSILON, name="conv_last")
     return head.pooled(x, dropout=dropout)
 
 
-# MobileNet v3 (Howard et al. 2019), Table 1 (large) and Table 2 (small): one row per bneck,
-# (kernel, expansion size, output channels, SE, nonlinearity, stride); then a 1x1 convolution with BN and
-# h-swish, pooling, and a 1x1 convolution without BN ("head_fc", a Dense on the pooled vector), the classifier.
-MOBILENET_V3_LARGE = {
-    "blocks": ((3, 16, 16, False, "RE", 1), (3, 64, 24, False, "RE", 2), (3, 72, 24, False, "RE", 1),
-               (5, 72, 40, True, "RE", 2), (5, 120, 40, True, "RE", 1), (5, 120, 40, True, "RE", 1),
-               (3, 240, 80, False, "HS", 2), (3, 200, 80, False, "HS", 1), (3, 184, 80, False, "HS", 1),
-               (3, 184, 80, False, "HS", 1), (3, 480, 112, True, "HS", 1), (3, 672, 112, True, "HS", 1),
-               (5, 672, 160, True, "HS", 2), (5, 960, 160, True, "HS", 1), (5, 960, 160, True, "HS", 1)),
-    "last": 960, "head": 1280}
-MOBILENET_V3_SMALL = {
-    "blocks": ((3, 16, 16, True, "RE", 2), (3, 72, 24, False, "RE", 2), (3, 88, 24, False, "RE", 1),
-               (5, 96, 40, True, "HS", 2), (5, 240, 40, True, "HS", 1), (5, 240, 40, True, "HS", 1),
-               (5, 120, 48, True, "HS", 1), (5, 144, 48, True, "HS", 1), (5, 288, 96, True, "HS", 2),
-               (5, 576, 96, True, "HS", 1), (5, 576, 96, True, "HS", 1)),
-    "last": 576, "head": 1024}
+@dataclasses.dataclass(frozen=True)
+class MobileNetV3Spec:
+    """MobileNet v3 (Howard et al. 2019), Table 1 (large) or Table 2 (small)."""
+
+    blocks: tuple  # one row per bneck: (kernel, expansion size, output channels, SE, nonlinearity, stride)
+    last: int  # filters of the 1x1 convolution with BN and h-swish after the blocks
+    head: int  # units of "head_fc", the 1x1 convolution without BN on the pooled vector, before the classifier
+    stem: int = 16  # filters of the first 3x3/2 convolution
+
+
+MOBILENET_V3_LARGE = MobileNetV3Spec(
+    blocks=((3, 16, 16, False, "RE", 1), (3, 64, 24, False, "RE", 2), (3, 72, 24, False, "RE", 1),
+            (5, 72, 40, True, "RE", 2), (5, 120, 40, True, "RE", 1), (5, 120, 40, True, "RE", 1),
+            (3, 240, 80, False, "HS", 2), (3, 200, 80, False, "HS", 1), (3, 184, 80, False, "HS", 1),
+            (3, 184, 80, False, "HS", 1), (3, 480, 112, True, "HS", 1), (3, 672, 112, True, "HS", 1),
+            (5, 672, 160, True, "HS", 2), (5, 960, 160, True, "HS", 1), (5, 960, 160, True, "HS", 1)),
+    last=960, head=1280)
+MOBILENET_V3_SMALL = MobileNetV3Spec(
+    blocks=((3, 16, 16, True, "RE", 2), (3, 72, 24, False, "RE", 2), (3, 88, 24, False, "RE", 1),
+            (5, 96, 40, True, "HS", 2), (5, 240, 40, True, "HS", 1), (5, 240, 40, True, "HS", 1),
+            (5, 120, 48, True, "HS", 1), (5, 144, 48, True, "HS", 1), (5, 288, 96, True, "HS", 2),
+            (5, 576, 96, True, "HS", 1), (5, 576, 96, True, "HS", 1)),
+    last=576, head=1024)
 NONLINEARITIES = {"RE": "relu", "HS": "hard_swish"}
 
 
@@ -105,15 +131,15 @@ def mobilenet_v3(x, head, *, spec, minimalistic=False, dropout=0.2):
     _validate.check_bool("minimalistic", minimalistic)
     dropout = _validate.check_rate("dropout", dropout)
     swish = "relu" if minimalistic else "hard_swish"
-    x = conv_bn_act(x, 16, 3, strides=2, batch_norm=True, activation=swish, epsilon=EPSILON, name="conv1")
-    for index, (kernel, expanded, filters, se, nonlinearity, strides) in enumerate(spec["blocks"], start=1):
+    x = conv_bn_act(x, spec.stem, 3, strides=2, batch_norm=True, activation=swish, epsilon=EPSILON, name="conv1")
+    for index, (kernel, expanded, filters, se, nonlinearity, strides) in enumerate(spec.blocks, start=1):
         activation = "relu" if minimalistic else NONLINEARITIES[nonlinearity]
         x = inverted_residual(x, filters, 3 if minimalistic else kernel, expanded=expanded, strides=strides,
                               activation=activation, epsilon=EPSILON, name=f"block{index}",
                               se_channels=make_divisible(expanded / 4) if se and not minimalistic else 0,
                               se_gate="hard_sigmoid")
-    x = conv_bn_act(x, spec["last"], 1, batch_norm=True, activation=swish, epsilon=EPSILON, name="conv_last")
-    return head.fully_connected(x, (("head_fc", spec["head"]),), activation=swish, dropout=dropout, flatten=False)
+    x = conv_bn_act(x, spec.last, 1, batch_norm=True, activation=swish, epsilon=EPSILON, name="conv_last")
+    return head.fully_connected(x, (("head_fc", spec.head),), activation=swish, dropout=dropout, flatten=False)
 
 
 register("mobilenet_v3_large", family="mobilenet", default_input=(224, 224, 3), min_input=32,

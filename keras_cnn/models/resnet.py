@@ -1,5 +1,9 @@
-"""The residual family: ResNet v1 and pre-activation v2 (ImageNet and CIFAR depths), ResNeXt, SENet, stochastic
-depth, all as options of one builder driven by a per-variant table (seed 003 §5-7).
+"""The residual family: ResNet v1 and pre-activation v2 (ImageNet and CIFAR depths), ResNeXt, SENet and
+stochastic depth: one builder driven by a per-variant table (seed 003 §5-7).
+
+Spec and options (CONTRIBUTING.md): a variant's architecture is its :class:`ResNetSpec` row (depths, widths,
+stem, unit v1/v2, shortcut type, ResNeXt C and d, SE ratio, where a bottleneck strides); the options are
+regularisation and initialisation (stochastic depth, dropout, zero-init of the last BN).
 
 Reference implementations the tables and parameter counts follow: torchvision (ResNet, ResNeXt), the authors'
 fb.resnet.torch / resnet-1k-layers code (CIFAR and pre-activation nets), Cadene's pretrainedmodels (SENet).
@@ -18,6 +22,8 @@ from keras_cnn.layers.conv import BN_EPSILON
 from keras_cnn.layers.normalization import BatchNormalization
 from keras_cnn.registry import register
 
+SHORTCUTS = ("A", "B", "C")
+
 
 @dataclasses.dataclass(frozen=True)
 class ResNetSpec:
@@ -29,6 +35,36 @@ class ResNetSpec:
     stem: str = "imagenet"  # a key of STEMS
     shortcut_kernel: int = 1  # kernel of a strided projection shortcut (SENet-154: 3)
     conv1_ratio: float = 1.0  # width of the first 1x1 convolution relative to the grouped 3x3 (SENet-154: 0.5)
+    preact: bool = False  # v2 unit (He et al. 2016b): BN-ReLU before each convolution, identity path left clean
+    shortcut: str = "B"  # "A" zero-padded identity, "B" projection where the shape changes, "C" always (Table 3)
+    cardinality: int = 1  # ResNeXt C (Xie et al. Table 1): groups of the 3x3 convolution
+    base_width: int = 64  # ResNeXt d: the grouped 3x3 has C * d * planes / 64 channels
+    stride_in_1x1: bool = False  # stride a bottleneck's first 1x1 (Caffe releases), not its 3x3 (torchvision)
+    se_reduction: int | None = None  # SE block with ratio r on each residual branch (Hu et al. Table 1)
+
+    def __post_init__(self):
+        _validate.check_choice("block", self.block, ("basic", "bottleneck"))
+        _validate.check_choice("stem", self.stem, tuple(STEMS))
+        _validate.check_bool("preact", self.preact)
+        _validate.check_choice("shortcut", self.shortcut, SHORTCUTS)
+        _validate.check_int("cardinality", self.cardinality, minimum=1)
+        _validate.check_int("base_width", self.base_width, minimum=1)
+        _validate.check_bool("stride_in_1x1", self.stride_in_1x1)
+        narrowest = self.widths[0] * _expansion(self)
+        if self.se_reduction is not None and _validate.check_int("se_reduction", self.se_reduction,
+                                                                 minimum=1) > narrowest:
+            raise ValueError(f"se_reduction must be at most {narrowest} (the narrowest block's channels) or None; "
+                             f"received {self.se_reduction}.")
+        if self.block == "basic" and (self.cardinality, self.base_width) != (1, 64):
+            raise ValueError(f"basic-block ResNets have no grouped convolution: cardinality must be 1 and "
+                             f"base_width 64; received cardinality={self.cardinality}, base_width={self.base_width}.")
+        if self.widths[0] * self.base_width < 64:
+            raise ValueError(f"base_width must be at least {-(-64 // self.widths[0])} so that every stage keeps one "
+                             f"channel per group; received {self.base_width}.")
+
+
+def _expansion(spec):
+    return 1 if spec.block == "basic" else 4
 
 
 # Stems: (filters, kernel, stride) convolutions, each with BN and ReLU, then the stem's max pooling: "torch" pads
@@ -60,32 +96,34 @@ def _imagenet(depth, stem="imagenet", **spec):
     return ResNetSpec(block, depths, stem=stem, **spec)
 
 
+def _cifar(block, n, **spec):
+    return ResNetSpec(block, (n,) * 3, CIFAR_WIDTHS, "cifar", **spec)
+
+
 SE = {"se_reduction": 16}
 VARIANTS = {
-    **{f"resnet{d}": (_imagenet(d), {}) for d in (18, 34, 50, 101, 152)},
-    **{f"resnet{d}_v2": (_imagenet(d), {"preact": True}) for d in (18, 34, 50, 101, 152, 200)},
+    **{f"resnet{d}": _imagenet(d) for d in (18, 34, 50, 101, 152)},
+    **{f"resnet{d}_v2": _imagenet(d, preact=True) for d in (18, 34, 50, 101, 152, 200)},
     # CIFAR nets use the parameter-free option A shortcuts (He et al. 2016 §4.2).
-    **{f"resnet{d}": (ResNetSpec("basic", (n,) * 3, CIFAR_WIDTHS, "cifar"), {"shortcut": "A"})
-       for d, n in CIFAR_V1.items()},
+    **{f"resnet{d}": _cifar("basic", n, shortcut="A") for d, n in CIFAR_V1.items()},
     # resnet-1k-layers (the authors' code) strides the first 1x1 convolution.
-    **{f"resnet{d}_v2": (ResNetSpec("bottleneck", (n,) * 3, CIFAR_WIDTHS, "cifar"),
-                         {"preact": True, "stride_in_1x1": True}) for d, n in CIFAR_V2.items()},
+    **{f"resnet{d}_v2": _cifar("bottleneck", n, preact=True, stride_in_1x1=True) for d, n in CIFAR_V2.items()},
     # ResNeXt (Xie et al. 2017, Table 1): cardinality C and bottleneck width d of "CxDd".
-    "resnext50_32x4d": (_imagenet(50), {"cardinality": 32, "base_width": 4}),
-    "resnext101_32x4d": (_imagenet(101), {"cardinality": 32, "base_width": 4}),
-    "resnext101_32x8d": (_imagenet(101), {"cardinality": 32, "base_width": 8}),
-    "resnext101_64x4d": (_imagenet(101), {"cardinality": 64, "base_width": 4}),
+    "resnext50_32x4d": _imagenet(50, cardinality=32, base_width=4),
+    "resnext101_32x4d": _imagenet(101, cardinality=32, base_width=4),
+    "resnext101_32x8d": _imagenet(101, cardinality=32, base_width=8),
+    "resnext101_64x4d": _imagenet(101, cardinality=64, base_width=4),
     # SENet (Hu et al. 2018, Table 1) as released in Caffe: SE-ResNets stride the first 1x1 convolution.
-    "se_resnet50": (_imagenet(50, "caffe"), {**SE, "stride_in_1x1": True}),
-    "se_resnet101": (_imagenet(101, "caffe"), {**SE, "stride_in_1x1": True}),
-    "se_resnet152": (_imagenet(152, "caffe"), {**SE, "stride_in_1x1": True}),
-    "se_resnext50_32x4d": (_imagenet(50, "caffe"), {**SE, "cardinality": 32, "base_width": 4}),
-    "se_resnext101_32x4d": (_imagenet(101, "caffe"), {**SE, "cardinality": 32, "base_width": 4}),
-    "senet154": (_imagenet(152, "deep", shortcut_kernel=3, conv1_ratio=0.5),
-                 {**SE, "cardinality": 64, "base_width": 4, "dropout": 0.2}),
+    "se_resnet50": _imagenet(50, "caffe", **SE, stride_in_1x1=True),
+    "se_resnet101": _imagenet(101, "caffe", **SE, stride_in_1x1=True),
+    "se_resnet152": _imagenet(152, "caffe", **SE, stride_in_1x1=True),
+    "se_resnext50_32x4d": _imagenet(50, "caffe", **SE, cardinality=32, base_width=4),
+    "se_resnext101_32x4d": _imagenet(101, "caffe", **SE, cardinality=32, base_width=4),
+    "senet154": _imagenet(152, "deep", **SE, cardinality=64, base_width=4, shortcut_kernel=3, conv1_ratio=0.5),
 }
+# Regularisation of a release that differs from the builder's defaults: SENet-154's dropout before the classifier.
+OPTION_DEFAULTS = {"senet154": {"dropout": 0.2}}
 
-SHORTCUTS = ("A", "B", "C")
 DROP_PATH_MODES = ("batch", "sample")
 
 
@@ -94,38 +132,27 @@ class _Options:
     """The validated options a block needs, with the variant's table row."""
 
     spec: ResNetSpec
-    preact: bool
-    shortcut: str
-    cardinality: int
-    base_width: int
-    stride_in_1x1: bool
-    se_reduction: int | None
     drop_path_mode: str
     zero_init_last: bool
 
 
-def resnet(x, head, *, spec, preact=False, shortcut="B", cardinality=1, base_width=64, stride_in_1x1=False,
-           se_reduction=None, drop_path_rate=0.0, drop_path_mode="batch", dropout=0.0, zero_init_last=False):
+def resnet(x, head, *, spec, drop_path_rate=0.0, drop_path_mode="batch", dropout=0.0, zero_init_last=False):
     """Residual networks: ResNet (He et al., "Deep Residual Learning for Image Recognition", CVPR 2016), pre-
     activation ResNet (He et al., "Identity Mappings in Deep Residual Networks", ECCV 2016), ResNeXt (Xie et al.,
     "Aggregated Residual Transformations for Deep Neural Networks", CVPR 2017), SENet (Hu et al., "Squeeze-and-
-    Excitation Networks", CVPR 2018) and stochastic depth (Huang et al., ECCV 2016).
+    Excitation Networks", CVPR 2018) and stochastic depth (Huang et al., ECCV 2016); ``spec`` is a
+    :class:`ResNetSpec` row.
 
-    Options: ``preact`` (v2 unit: BN-ReLU before each convolution, identity path left clean), ``shortcut``
-    ("A" zero-padded identity, "B" projection where the shape changes, "C" projection everywhere; seed §5.4),
-    ``cardinality`` and ``base_width`` (ResNeXt C and d: the grouped 3x3 has ``C * d * planes / 64`` channels),
-    ``stride_in_1x1`` (stride the first 1x1 of a bottleneck, as the Caffe models, instead of the 3x3 as
-    torchvision), ``se_reduction`` (SE block with ratio r on each residual branch; None for none),
-    ``drop_path_rate`` (stochastic depth: drop probability 1 - p_L of the last block, linearly smaller for earlier
-    ones), ``drop_path_mode`` ("batch": a block is dropped for the whole mini-batch and not computed, scaled by
-    its survival probability at inference, as in the paper; "sample": per-sample drop path, rescaled in training)
-    ``dropout`` before the classifier, and ``zero_init_last`` (zero the last BN gamma of every residual branch,
-    or its last kernel in v2, so each unit starts as the identity: timm's ``zero_init_last``, torchvision's
-    ``zero_init_residual``; the very deep v1 nets otherwise start with activations growing about 1.15x per unit
-    in inference mode, ~1e37 at the output of ResNet-1202).
+    Options: ``drop_path_rate`` (stochastic depth: drop probability 1 - p_L of the last block, linearly smaller
+    for earlier ones), ``drop_path_mode`` ("batch": a block is dropped for the whole mini-batch and not computed,
+    scaled by its survival probability at inference, as in the paper; "sample": per-sample drop path, rescaled in
+    training), ``dropout`` before the classifier, and ``zero_init_last`` (zero the last BN gamma of every residual
+    branch, or its last kernel in v2, so each unit starts as the identity: timm's ``zero_init_last``,
+    torchvision's ``zero_init_residual``; the very deep v1 nets otherwise start with activations growing about
+    1.15x per unit in inference mode, ~1e37 at the output of ResNet-1202).
     """
-    options = _check_options(spec, preact, shortcut, cardinality, base_width, stride_in_1x1, se_reduction,
-                             drop_path_mode, zero_init_last)
+    _validate.check_choice("drop_path_mode", drop_path_mode, DROP_PATH_MODES)
+    options = _Options(spec, drop_path_mode, _validate.check_bool("zero_init_last", zero_init_last))
     drop_path_rate = _validate.check_rate("drop_path_rate", drop_path_rate)
     dropout = _validate.check_rate("dropout", dropout)
     _allow_deep_graph(sum(spec.depths))
@@ -138,33 +165,9 @@ def resnet(x, head, *, spec, preact=False, shortcut="B", cardinality=1, base_wid
             x = _block(x, options, name=f"stage{stage}_block{block}", planes=planes,
                        stride=2 if stage > 1 and block == 1 else 1, preact_input=index > 1,
                        drop_rate=drop_path_rate * index / total)
-    if preact:  # the extra activation after the last addition (He et al. 2016b, appendix)
+    if spec.preact:  # the extra activation after the last addition (He et al. 2016b, appendix)
         x = _bn_relu(x, "post")
     return head.pooled(x, dropout=dropout)
-
-
-def _check_options(spec, preact, shortcut, cardinality, base_width, stride_in_1x1, se_reduction, drop_path_mode,
-                   zero_init_last):
-    _validate.check_bool("preact", preact)
-    _validate.check_bool("zero_init_last", zero_init_last)
-    _validate.check_choice("shortcut", shortcut, SHORTCUTS)
-    cardinality = _validate.check_int("cardinality", cardinality, minimum=1)
-    base_width = _validate.check_int("base_width", base_width, minimum=1)
-    _validate.check_bool("stride_in_1x1", stride_in_1x1)
-    if se_reduction is not None:
-        se_reduction = _validate.check_int("se_reduction", se_reduction, minimum=1)
-        if spec.widths[0] * _expansion(spec) < se_reduction:
-            raise ValueError(f"se_reduction must be at most {spec.widths[0] * _expansion(spec)} (the narrowest "
-                             f"block's channels) or None; received {se_reduction}.")
-    _validate.check_choice("drop_path_mode", drop_path_mode, DROP_PATH_MODES)
-    if spec.block == "basic" and (cardinality, base_width) != (1, 64):
-        raise ValueError(f"basic-block ResNets have no grouped convolution: cardinality must be 1 and base_width "
-                         f"64; received cardinality={cardinality}, base_width={base_width}.")
-    if spec.widths[0] * base_width < 64:
-        raise ValueError(f"base_width must be at least {-(-64 // spec.widths[0])} so that every stage keeps one "
-                         f"channel per group; received {base_width}.")
-    return _Options(spec, preact, shortcut, cardinality, base_width, stride_in_1x1, se_reduction, drop_path_mode,
-                    zero_init_last)
 
 
 def _allow_deep_graph(blocks):
@@ -173,10 +176,6 @@ def _allow_deep_graph(blocks):
     needed = 1_000 + 12 * blocks
     if sys.getrecursionlimit() < needed:
         sys.setrecursionlimit(needed)
-
-
-def _expansion(spec):
-    return 1 if spec.block == "basic" else 4
 
 
 def _stem(x, stem):
@@ -214,9 +213,10 @@ def _block(x, options, *, name, planes, stride, preact_input, drop_rate):
 
     ``preact_input`` is False for the first unit, whose input the stem has already activated.
     """
-    out_channels = planes * _expansion(options.spec)
-    project = options.shortcut == "C" or (options.shortcut == "B" and (stride > 1 or x.shape[-1] != out_channels))
-    preact_branch = options.preact and preact_input
+    spec = options.spec
+    out_channels = planes * _expansion(spec)
+    project = spec.shortcut == "C" or (spec.shortcut == "B" and (stride > 1 or x.shape[-1] != out_channels))
+    preact_branch = spec.preact and preact_input
     if preact_branch and project:  # a projection shares the pre-activation with the branch (He et al. 2016b)
         x = _bn_relu(x, f"{name}_preact")
         preact_branch = False
@@ -224,7 +224,7 @@ def _block(x, options, *, name, planes, stride, preact_input, drop_rate):
     branch = functools.partial(_branch, options=options, name=name, planes=planes, out_channels=out_channels,
                                stride=stride, preact=preact_branch)
     x = _add(shortcut, x, branch, name=name, drop_rate=drop_rate, mode=options.drop_path_mode)
-    return x if options.preact else keras.layers.ReLU(name=f"{name}_out")(x)
+    return x if spec.preact else keras.layers.ReLU(name=f"{name}_out")(x)
 
 
 def _shortcut(x, options, out_channels, stride, project, name):
@@ -232,7 +232,7 @@ def _shortcut(x, options, out_channels, stride, project, name):
     subsampled and zero-padded where the shape changes (option A)."""
     if project:
         kernel = options.spec.shortcut_kernel if stride > 1 else 1
-        return _conv(x, out_channels, kernel, stride=stride, batch_norm=not options.preact, activation=None,
+        return _conv(x, out_channels, kernel, stride=stride, batch_norm=not options.spec.preact, activation=None,
                      name=f"{name}_shortcut")
     if stride > 1:  # the paper's identity "performed with a stride of 2": keep every other pixel
         x = keras.layers.MaxPooling2D(1, strides=stride, name=f"{name}_shortcut_pool")(x)
@@ -245,21 +245,22 @@ def _branch(x, *, options, name, planes, out_channels, stride, preact):
     """The residual function F: two 3x3 convolutions, or 1x1 - grouped 3x3 - 1x1, then the optional SE block."""
     if preact:
         x = _bn_relu(x, f"{name}_preact")
-    if options.spec.block == "basic":
+    spec = options.spec
+    if spec.block == "basic":
         convs = ((planes, 3, stride, 1), (out_channels, 3, 1, 1))
     else:
-        width = planes * options.base_width // 64 * options.cardinality
-        stride1, stride3 = (stride, 1) if options.stride_in_1x1 else (1, stride)
-        convs = ((int(width * options.spec.conv1_ratio), 1, stride1, 1), (width, 3, stride3, options.cardinality),
+        width = planes * spec.base_width // 64 * spec.cardinality
+        stride1, stride3 = (stride, 1) if spec.stride_in_1x1 else (1, stride)
+        convs = ((int(width * spec.conv1_ratio), 1, stride1, 1), (width, 3, stride3, spec.cardinality),
                  (out_channels, 1, 1, 1))
     for index, (filters, kernel, conv_stride, groups) in enumerate(convs, start=1):
         last = index == len(convs)
         # v1 ends in BN (added before the ReLU); v2 ends in the bare convolution, normalised by the next unit
-        x = _conv(x, filters, kernel, stride=conv_stride, groups=groups, batch_norm=not (last and options.preact),
+        x = _conv(x, filters, kernel, stride=conv_stride, groups=groups, batch_norm=not (last and spec.preact),
                   activation=None if last else "relu", zero_init=last and options.zero_init_last,
                   name=f"{name}_conv{index}")
-    if options.se_reduction:
-        x = squeeze_excite(x, out_channels // options.se_reduction, name=f"{name}_se")
+    if spec.se_reduction:
+        x = squeeze_excite(x, out_channels // spec.se_reduction, name=f"{name}_se")
     return x
 
 
@@ -277,8 +278,8 @@ def _add(shortcut, x, branch, *, name, drop_rate, mode):
     return keras.layers.Add(name=f"{name}_add")([shortcut, x])
 
 
-for _name, (_spec, _defaults) in VARIANTS.items():
+for _name, _spec in VARIANTS.items():
     _cifar = _spec.stem == "cifar"
     # min_input: the size whose last feature map is 1x1 (keras.applications' rule): 32 / 4 for CIFAR
     register(_name, family="resnet", default_input=(32, 32, 3) if _cifar else (224, 224, 3),
-             min_input=4 if _cifar else 32, spec=_spec, **_defaults)(resnet)
+             min_input=4 if _cifar else 32, spec=_spec, **OPTION_DEFAULTS.get(_name, {}))(resnet)

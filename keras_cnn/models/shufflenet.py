@@ -3,37 +3,56 @@
 Both originals are Caffe/PyTorch models, so stride-2 convolutions and poolings pad one pixel on every side
 (PyTorch ``padding=1``) instead of TensorFlow's "same" (which pads only bottom/right on even sizes): windows line
 up with the reference implementations and their weights.
+Spec and options (CONTRIBUTING.md): a variant's architecture is its spec row (Table 1's g column, Table 5's
+width column); ShuffleNet v1's options are the paper's width multiplier ``scale`` (every row, default 1) and two
+implementation forms of the same function (``grouped_conv``, ``shortcut_pool``).
 """
 
+import dataclasses
+
 import keras
-import numpy as np
 
 from keras_cnn import _validate
 from keras_cnn.layers.channel_shuffle import ChannelShuffle, ChannelSplit
 from keras_cnn.layers.conv import conv_bn_act
-from keras_cnn.layers.group_conv import GROUP_CONV_FORMS, group_conv_bn_act, transfer_group_conv_weights
+from keras_cnn.layers.group_conv import GROUP_CONV_FORMS, group_conv_bn_act
 from keras_cnn.layers.mbconv import depthwise_bn_act, make_divisible
 from keras_cnn.layers.pooling import DepthwiseAveragePooling2D
 from keras_cnn.registry import register
 
-__all__ = ["int8_form", "is_v1_pool_shortcut_model", "shufflenet_v1", "shufflenet_v2",
-           "transfer_group_conv_weights"]
+__all__ = ["INT8_FORM", "shufflenet_v1", "shufflenet_v2"]
 
 STAGE_REPEATS = (4, 8, 4)  # units in stages 2, 3, 4 (first one with stride 2), both papers
 
-# ShuffleNet v1 (Zhang et al. 2018), Table 1: output channels of stages 2-4 for each number of groups g.
-SHUFFLENET_V1 = {1: (144, 288, 576), 2: (200, 400, 800), 3: (240, 480, 960), 4: (272, 544, 1088),
-                 8: (384, 768, 1536)}
+
+@dataclasses.dataclass(frozen=True)
+class ShuffleNetV1Spec:
+    """ShuffleNet v1 (Zhang et al. 2018), Table 1: one column per number of groups g."""
+
+    groups: int  # g of the grouped 1x1 convolutions
+    widths: tuple  # output channels of stages 2-4 ("ShuffleNet 1x")
+    repeats: tuple = STAGE_REPEATS  # units in stages 2-4
+
+
+SHUFFLENET_V1 = {
+    "shufflenet_v1_g1": ShuffleNetV1Spec(1, (144, 288, 576)),
+    "shufflenet_v1_g2": ShuffleNetV1Spec(2, (200, 400, 800)),
+    "shufflenet_v1_g3": ShuffleNetV1Spec(3, (240, 480, 960)),
+    "shufflenet_v1_g4": ShuffleNetV1Spec(4, (272, 544, 1088)),
+    "shufflenet_v1_g8": ShuffleNetV1Spec(8, (384, 768, 1536)),
+}
 # conv1 width per scale in the authors' release (megvii-model/ShuffleNet-Series, ShuffleNetV1/network.py)
 V1_STEM = {0.5: 12, 1.0: 24, 1.5: 24, 2.0: 48}
 # the stride-2 units' shortcut pooling: a Keras pooling layer, or the same average as a constant depthwise
 # convolution (full-integer TFLite; see DepthwiseAveragePooling2D)
 SHORTCUT_POOLS = {"average": keras.layers.AveragePooling2D, "depthwise": DepthwiseAveragePooling2D}
+# the same function in the form full-integer TFLite quantizes without clipping (keras_cnn.model.int8_form)
+INT8_FORM = {"grouped_conv": "split", "shortcut_pool": "depthwise"}
 
 
 def shufflenet_v1(x, head, *, spec, scale=1.0, grouped_conv="native", shortcut_pool="average"):
     """ShuffleNet v1 (Zhang et al., "ShuffleNet: An Extremely Efficient Convolutional Neural Network for Mobile
-    Devices", CVPR 2018), ``g = spec["groups"]``.
+    Devices", CVPR 2018), ``g = spec.groups``.
 
     conv1 (3x3/2, 24) and 3x3/2 max pooling, then stages 2-4 of ShuffleNet units (Fig. 2): 1x1 group
     convolution + BN + ReLU, channel shuffle, 3x3 depthwise convolution + BN, 1x1 group convolution + BN, with
@@ -45,17 +64,17 @@ def shufflenet_v1(x, head, *, spec, scale=1.0, grouped_conv="native", shortcut_p
     every group divides evenly; unchanged for g=3 and g=8) and sets conv1 to the release's 12/24/24/48 (rounded
     up to a multiple of g). ``grouped_conv="split"`` builds each group convolution as split -> per-group
     convolution -> concatenation (same function and parameters; for int8 TFLite export, see
-    :func:`transfer_group_conv_weights`). ``shortcut_pool="depthwise"`` computes the shortcut's average pooling
+    :func:`keras_cnn.rebuild`). ``shortcut_pool="depthwise"`` computes the shortcut's average pooling
     as a constant depthwise convolution (same function, no parameters), which keeps full-integer TFLite from
     clipping the residual sums that feed it; export ShuffleNet v1 to int8 with both.
     """
     _validate.check_choice("scale", scale, tuple(V1_STEM))
     _validate.check_choice("grouped_conv", grouped_conv, GROUP_CONV_FORMS)
     _validate.check_choice("shortcut_pool", shortcut_pool, tuple(SHORTCUT_POOLS))
-    groups = spec["groups"]
+    groups = spec.groups
     stem = -(-V1_STEM[scale] // groups) * groups
     x = _stem(x, stem)
-    for stage, (width, repeats) in enumerate(zip(spec["widths"], STAGE_REPEATS), start=2):
+    for stage, (width, repeats) in enumerate(zip(spec.widths, spec.repeats), start=2):
         width = make_divisible(width * scale, 4 * groups)
         for block in range(1, repeats + 1):
             x = _v1_unit(x, width, groups, strides=2 if block == 1 else 1, first_grouped=stage > 2 or block > 1,
@@ -79,9 +98,22 @@ def _v1_unit(x, width, groups, *, strides, first_grouped, form, pool, name):
     return keras.layers.Concatenate(name=f"{name}_concat")([shortcut, y])
 
 
-# ShuffleNet v2 (Ma et al. 2018), Table 5: output channels of conv1, stages 2-4 and conv5 per width.
-SHUFFLENET_V2 = {"x0_5": (24, 48, 96, 192, 1024), "x1_0": (24, 116, 232, 464, 1024),
-                 "x1_5": (24, 176, 352, 704, 1024), "x2_0": (24, 244, 488, 976, 2048)}
+@dataclasses.dataclass(frozen=True)
+class ShuffleNetV2Spec:
+    """ShuffleNet v2 (Ma et al. 2018), Table 5: one column per width."""
+
+    conv1: int  # output channels of conv1
+    widths: tuple  # output channels of stages 2-4
+    conv5: int  # output channels of conv5
+    repeats: tuple = STAGE_REPEATS  # units in stages 2-4
+
+
+SHUFFLENET_V2 = {
+    "shufflenet_v2_x0_5": ShuffleNetV2Spec(24, (48, 96, 192), 1024),
+    "shufflenet_v2_x1_0": ShuffleNetV2Spec(24, (116, 232, 464), 1024),
+    "shufflenet_v2_x1_5": ShuffleNetV2Spec(24, (176, 352, 704), 1024),
+    "shufflenet_v2_x2_0": ShuffleNetV2Spec(24, (244, 488, 976), 2048),
+}
 
 
 def shufflenet_v2(x, head, *, spec):
@@ -94,11 +126,11 @@ def shufflenet_v2(x, head, *, spec):
     two groups; a stride-2 unit feeds the whole input to both branches (the left one 3x3/2 depthwise + BN,
     1x1 conv + BN + ReLU), doubling the width.
     """
-    x = _stem(x, spec[0])
-    for stage, (width, repeats) in enumerate(zip(spec[1:4], STAGE_REPEATS), start=2):
+    x = _stem(x, spec.conv1)
+    for stage, (width, repeats) in enumerate(zip(spec.widths, spec.repeats), start=2):
         for block in range(1, repeats + 1):
             x = _v2_unit(x, width, strides=2 if block == 1 else 1, name=f"stage{stage}_block{block}")
-    x = conv_bn_act(x, spec[4], 1, batch_norm=True, name="conv5")
+    x = conv_bn_act(x, spec.conv5, 1, batch_norm=True, name="conv5")
     return head.pooled(x)
 
 
@@ -140,75 +172,8 @@ def _depthwise(x, strides, *, name):
     return depthwise_bn_act(x, 3, strides=strides, padding="valid", activation=None, name=name)
 
 
-def is_v1_pool_shortcut_model(model):
-    """True for a ShuffleNet v1 whose grouped convolutions or shortcut pooling are not yet in the int8 form."""
-    try:
-        pool = model.get_layer("stage2_block1_shortcut_pool")
-    except ValueError:
-        return False
-    grouped = any(isinstance(layer, keras.layers.Conv2D) and layer.groups > 1 for layer in model.layers)
-    return grouped or not isinstance(pool, DepthwiseAveragePooling2D)
-
-
-def int8_form(model):
-    """``model`` (a ShuffleNet v1 from ``keras_cnn.build``) rebuilt with ``grouped_conv="split",
-    shortcut_pool="depthwise"`` and its weights: the same function, in the form full-integer TFLite quantizes
-    without clipping (see :func:`shufflenet_v1`). Checked equal to ``model`` on random images."""
-    from keras_cnn import registry
-
-    if not is_v1_pool_shortcut_model(model):
-        raise ValueError(f"int8_form needs a ShuffleNet v1 built by keras_cnn with grouped convolutions or "
-                         f"pooled shortcuts (layer 'stage2_block1_shortcut_pool' not a DepthwiseAveragePooling2D); "
-                         f"received model {model.name!r}, which is not one or is already in its int8 form.")
-    groups = _v1_groups(model)
-    candidate = registry.build(f"shufflenet_v1_g{groups}", input_shape=model.input_shape[1:],
-                               scale=_v1_scale(model, groups), grouped_conv="split", shortcut_pool="depthwise",
-                               name=model.name, **_head_arguments(model))
-    transfer_group_conv_weights(model, candidate)
-    _check_same_function(model, candidate)
-    return candidate
-
-
-def _v1_scale(model, groups):
-    """The width multiplier whose stage-2 width (as :func:`shufflenet_v1` rounds it) is the model's."""
-    width = model.get_layer("stage2_block1_concat").output.shape[-1]
-    for scale in V1_STEM:
-        if make_divisible(SHUFFLENET_V1[groups][0] * scale, 4 * groups) == width:
-            return scale
-    raise ValueError(f"int8_form: no ShuffleNet v1 g={groups} scale in {list(V1_STEM)} gives the stage-2 width "
-                     f"{width} of {model.name!r}.")
-
-
-def _v1_groups(model):
-    """g from the first grouped 1x1 convolution (stage 3's, grouped at every g > 1) in either form."""
-    names = {layer.name: layer for layer in model.layers}
-    if "stage3_block1_conv1" in names:
-        return names["stage3_block1_conv1"].groups
-    return sum(f"stage3_block1_conv1_g{i}" in names for i in range(1, 9))
-
-
-def _head_arguments(model):
-    names = {layer.name: layer for layer in model.layers}
-    if "predictions" in names:
-        dense = names["predictions"]
-        return {"classes": dense.units, "classifier_activation": dense.activation}
-    pooling = {"avg_pool": "avg", "max_pool": "max"}.get(model.layers[-1].name)
-    return {"include_top": False, "pooling": pooling}
-
-
-def _check_same_function(model, candidate):
-    shape = [size or 64 for size in model.input_shape[1:]]  # a free spatial size is checked at 64x64
-    images = np.random.default_rng(0).uniform(0, 1, (2, *shape)).astype("float32")
-    expected = keras.ops.convert_to_numpy(model(images, training=False))
-    got = keras.ops.convert_to_numpy(candidate(images, training=False))
-    if not np.allclose(got, expected, atol=1e-4, rtol=1e-4):
-        raise ValueError(f"int8_form of {model.name!r} differs from it by {np.max(np.abs(got - expected)):.3g}; "
-                         f"was the model edited after keras_cnn.build?")
-
-
-for _groups, _widths in SHUFFLENET_V1.items():
-    register(f"shufflenet_v1_g{_groups}", family="shufflenet", default_input=(224, 224, 3), min_input=32,
-             spec={"groups": _groups, "widths": _widths})(shufflenet_v1)
-for _width, _channels in SHUFFLENET_V2.items():
-    register(f"shufflenet_v2_{_width}", family="shufflenet", default_input=(224, 224, 3), min_input=32,
-             spec=_channels)(shufflenet_v2)
+for _name, _spec in SHUFFLENET_V1.items():
+    register(_name, family="shufflenet", default_input=(224, 224, 3), min_input=32, spec=_spec,
+             int8_options=INT8_FORM)(shufflenet_v1)
+for _name, _spec in SHUFFLENET_V2.items():
+    register(_name, family="shufflenet", default_input=(224, 224, 3), min_input=32, spec=_spec)(shufflenet_v2)

@@ -4,7 +4,11 @@
 Table 1 of the paper as data: ``(fire index, s1x1, e1x1, e3x3)`` per Fire module and the layers followed by 3x3/2
 max pooling (conv1, fire4, fire8: "late downsampling", strategy 3). SqueezeNet 1.1 (the authors' v1.1 release,
 torchvision ``squeezenet1_1``) has a 3x3 conv1 of 64 maps and pools earlier (after conv1, fire3, fire5).
+Spec and options (CONTRIBUTING.md): a variant's architecture is its :class:`SqueezeNetSpec` row; the options are
+dropout and the paper's bypass connections (§6), which apply to either row.
 """
+
+import dataclasses
 
 import keras
 
@@ -15,10 +19,21 @@ from keras_cnn.registry import register
 
 FIRES = ((2, 16, 64, 64), (3, 16, 64, 64), (4, 32, 128, 128), (5, 32, 128, 128),
          (6, 48, 192, 192), (7, 48, 192, 192), (8, 64, 256, 256), (9, 64, 256, 256))
+
+
+@dataclasses.dataclass(frozen=True)
+class SqueezeNetSpec:
+    """One SqueezeNet version: Table 1 of the paper (1.0) or the authors' v1.1 release."""
+
+    conv1: tuple  # (filters, kernel) of the 2-strided first convolution
+    pool_after: tuple  # layers followed by 3x3/2 max pooling (1 = conv1, i = fire<i>)
+    fires: tuple = FIRES  # (fire index, s1x1, e1x1, e3x3) per Fire module
+
+
+# name: (spec row, torchvision's min_size)
 SQUEEZENET = {
-    # conv1 (filters, kernel); layers followed by pooling (1 = conv1, i = fire<i>); torchvision's min_size
-    "squeezenet1_0": {"conv1": (96, 7), "pool_after": (1, 4, 8), "min_input": 21},
-    "squeezenet1_1": {"conv1": (64, 3), "pool_after": (1, 3, 5), "min_input": 17},
+    "squeezenet1_0": (SqueezeNetSpec(conv1=(96, 7), pool_after=(1, 4, 8)), 21),
+    "squeezenet1_1": (SqueezeNetSpec(conv1=(64, 3), pool_after=(1, 3, 5)), 17),
 }
 BYPASSES = (None, "simple", "complex")
 
@@ -34,11 +49,11 @@ def squeezenet(x, head, *, spec, bypass=None, dropout=0.5):
     """
     _validate.check_choice("bypass", bypass, BYPASSES)
     dropout = _validate.check_rate("dropout", dropout)
-    filters, kernel = spec["conv1"]
+    filters, kernel = spec.conv1
     x = keras.layers.Conv2D(filters, kernel, strides=2, activation="relu", kernel_initializer="he_uniform",
                             name="conv1")(x)
     x = _pool(x, 1, spec)
-    for index, squeeze, expand_1x1, expand_3x3 in FIRES:
+    for index, squeeze, expand_1x1, expand_3x3 in spec.fires:
         name = f"fire{index}"
         y = fire(x, squeeze, expand_1x1, expand_3x3, name=name)
         x = _bypass(x, y, bypass, name)
@@ -57,11 +72,10 @@ def _bypass(x, y, bypass, name):
 
 
 def _pool(x, index, spec):
-    if index not in spec["pool_after"]:
+    if index not in spec.pool_after:
         return x
     return CeilModeMaxPooling2D(3, strides=2, name=f"pool{index}")(x)
 
 
-for _name, _spec in SQUEEZENET.items():
-    register(_name, family="squeezenet", default_input=(227, 227, 3), min_input=_spec["min_input"],
-             spec=_spec)(squeezenet)
+for _name, (_spec, _min_input) in SQUEEZENET.items():
+    register(_name, family="squeezenet", default_input=(227, 227, 3), min_input=_min_input, spec=_spec)(squeezenet)

@@ -5,7 +5,10 @@ Entry flow, middle flow (8 repeats) and exit flow of the paper's Figure 5: depth
 batch normalisation; residual connections around every block, with a strided 1x1 convolution + BN on the
 shortcut where the block downsamples. 22,855,952 parameters at 1000 classes, the paper's Table 3 figure (and
 keras.applications.Xception's trainable parameters).
+Spec and options (CONTRIBUTING.md): the architecture is the :class:`XceptionSpec` row; dropout is the option.
 """
+
+import dataclasses
 
 import keras
 
@@ -15,13 +18,20 @@ from keras_cnn.registry import register
 
 BN_EPSILON = 1e-3  # keras.applications / the paper's TensorFlow model
 
-# (block, widths of the separable convolutions, downsampling block with a max-pooled main path)
-XCEPTION = {
-    "entry": (("block2", (128, 128)), ("block3", (256, 256)), ("block4", (728, 728))),
-    "middle": (728, 8),
-    "exit": ("block13", (728, 1024)),
-    "final": ((1536, "block14_sepconv1"), (2048, "block14_sepconv2")),
-}
+
+@dataclasses.dataclass(frozen=True)
+class XceptionSpec:
+    """Xception's flows (Chollet 2017, Figure 5)."""
+
+    entry: tuple  # (block, widths of its separable convolutions) of the downsampling entry-flow blocks
+    middle: tuple  # (width, repeats) of the middle-flow blocks
+    exit: tuple  # (block, widths) of the downsampling exit-flow block
+    final: tuple  # (filters, layer name) of the separable convolutions with ReLU before the pooling
+
+
+XCEPTION = XceptionSpec(entry=(("block2", (128, 128)), ("block3", (256, 256)), ("block4", (728, 728))),
+                        middle=(728, 8), exit=("block13", (728, 1024)),
+                        final=((1536, "block14_sepconv1"), (2048, "block14_sepconv2")))
 
 
 def separable_conv_bn(x, filters, *, name, pre_activation=True, activation=None):
@@ -61,17 +71,17 @@ def xception(x, head, *, spec, dropout=0.5):
         x = keras.layers.Conv2D(filters, 3, strides=strides, use_bias=False, name=f"block1_conv{i}")(x)
         x = BatchNormalization(epsilon=BN_EPSILON, name=f"block1_conv{i}_bn")(x)
         x = keras.layers.Activation("relu", name=f"block1_conv{i}_act")(x)
-    for index, (name, widths) in enumerate(spec["entry"]):
+    for index, (name, widths) in enumerate(spec.entry):
         x = _downsampling_block(x, widths, name, first_activation=index > 0)
-    width, repeats = spec["middle"]
+    width, repeats = spec.middle
     for block in range(5, 5 + repeats):
         name = f"block{block}"
         y = x
         for i in range(1, 4):
             y = separable_conv_bn(y, width, name=f"{name}_sepconv{i}")
         x = keras.layers.Add(name=f"{name}_add")([y, x])
-    name, widths = spec["exit"]
+    name, widths = spec.exit
     x = _downsampling_block(x, widths, name)
-    for filters, layer_name in spec["final"]:
+    for filters, layer_name in spec.final:
         x = separable_conv_bn(x, filters, name=layer_name, pre_activation=False, activation="relu")
     return head.pooled(x, dropout=dropout)

@@ -1,0 +1,77 @@
+"""Running a ``.tflite`` file: the interpreter, its serving signature, and int8/uint8 (de)quantisation.
+
+Export verification (``keras_cnn.export``), the apps' runner (``keras_cnn.app.runners``) and the benchmarks all
+go through these functions, so every path feeds a file the same integers for the same images.
+"""
+
+import os
+
+import numpy as np
+
+SIGNATURE, INPUT, OUTPUT = "serving_default", "image", "probabilities"  # what keras_cnn.export writes
+
+
+def interpreter(model, *, num_threads=None, delegates=True):
+    """``(interpreter, runtime name)`` for a ``.tflite`` path or its bytes, with its tensors allocated.
+
+    LiteRT (``ai_edge_litert``) when installed, else TensorFlow's copy of the interpreter, which runs the same
+    files. ``delegates=False`` uses the built-in kernels only, so the operators are the ones the file holds (the
+    default XNNPACK delegate would replace most of them with one DELEGATE node).
+    """
+    source = {"model_content": bytes(model)} if isinstance(model, (bytes, bytearray)) \
+        else {"model_path": os.fspath(model)}
+    try:
+        from ai_edge_litert import interpreter as litert
+
+        make, resolvers, runtime = litert.Interpreter, litert.OpResolverType, "ai_edge_litert"
+    except ImportError:
+        import tensorflow as tf
+
+        make, resolvers = tf.lite.Interpreter, tf.lite.experimental.OpResolverType
+        runtime = "tf.lite.Interpreter"
+    options = {} if delegates else {"experimental_op_resolver_type": resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+    result = make(**source, num_threads=num_threads, **options)
+    result.allocate_tensors()
+    return result, runtime
+
+
+def io_details(interpreter):
+    """The tensor details (dtype, shape_signature, quantization, index) of the serving signature's ``image``
+    input and ``probabilities`` output."""
+    runner = interpreter.get_signature_runner(SIGNATURE)
+    return runner.get_input_details()[INPUT], runner.get_output_details()[OUTPUT]
+
+
+def predict(interpreter, images, batch_size=1):
+    """float32 outputs ``(N, classes)`` for float32 ``images`` ``(N, H, W, C)``, ``batch_size`` images per
+    invocation (the signature resizes the input to each batch). An integer input or output is quantized or
+    dequantized with the scale and zero point the file records (:func:`quantize`, :func:`dequantize`)."""
+    runner = interpreter.get_signature_runner(SIGNATURE)
+    given, wanted = runner.get_input_details()[INPUT], runner.get_output_details()[OUTPUT]
+    return np.concatenate([dequantize(runner(**{INPUT: quantize(images[i:i + batch_size], given)})[OUTPUT], wanted)
+                           for i in range(0, len(images), batch_size)])
+
+
+def quantize(x, details):
+    """Float values as the tensor ``details`` describe them: unchanged but for the dtype for a float tensor;
+    for an integer one TFLite's own rule (``AffineQuantize`` in tensorflow/lite/kernels/internal/reference/
+    quantize.h): ``clamp(round(x / scale) + zero_point)`` in float32, rounding halves away from zero
+    (``TfLiteRound``, i.e. ``std::round``; NumPy's ``round`` would round them to even), clamped to the dtype."""
+    dtype = np.dtype(details["dtype"])
+    if not np.issubdtype(dtype, np.integer):
+        return np.asarray(x).astype(dtype, copy=False)
+    scale, zero_point = details["quantization"]
+    scaled = np.asarray(x, np.float32) / np.float32(scale)
+    whole = np.trunc(scaled)
+    rounded = np.where(np.abs(scaled - whole) == 0.5, whole + np.sign(scaled), np.rint(scaled))
+    info = np.iinfo(dtype)
+    return np.clip(rounded + zero_point, info.min, info.max).astype(dtype)
+
+
+def dequantize(y, details):
+    """A tensor's values as float32: ``(y - zero_point) * scale`` for an integer tensor."""
+    y = np.asarray(y)
+    if not np.issubdtype(np.dtype(details["dtype"]), np.integer):
+        return y.astype("float32", copy=False)
+    scale, zero_point = details["quantization"]
+    return ((y.astype("float32") - zero_point) * np.float32(scale)).astype("float32")
