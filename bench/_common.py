@@ -101,8 +101,19 @@ def cpu_name():
     return platform.processor() or platform.machine()
 
 
+def onednn():
+    """``"oneDNN on"``/``"oneDNN off"`` for this process, with the ``TF_ENABLE_ONEDNN_OPTS`` value that chose it
+    (TensorFlow's default is on only on AVX-512-class CPUs)."""
+    from keras_cnn._compat import onednn_enabled
+
+    setting = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    chosen = f"TF_ENABLE_ONEDNN_OPTS={setting}" if setting is not None else "TensorFlow's default for this CPU"
+    return f"oneDNN {'on' if onednn_enabled() else 'off'} ({chosen})"
+
+
 def machine():
-    """One line: CPU, cores, AVX-512, library versions and today's date, for the head of every report."""
+    """One line: CPU, cores, AVX-512, the oneDNN setting, library versions and today's date, for the head of
+    every report."""
     import keras
     import tensorflow as tf
 
@@ -111,5 +122,6 @@ def machine():
             avx512 = " avx512f " in file.read()
     except OSError:
         avx512 = False
-    return (f"{cpu_name()}, {os.cpu_count()} cores{' (AVX-512)' if avx512 else ''}, tensorflow {tf.__version__}, "
+    return (f"{cpu_name()}, {os.cpu_count()} cores{' (AVX-512)' if avx512 else ''}, {onednn()}, "
+            f"tensorflow {tf.__version__}, "
             f"keras {keras.__version__}, python {platform.python_version()}, {datetime.date.today().isoformat()}")

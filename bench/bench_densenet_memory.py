@@ -11,13 +11,18 @@ Memory is measured two ways, both inside the worker:
 
 * ``tensor peak``: TensorFlow's own count of the bytes held by its CPU allocator, the high-water mark of the
   training steps (``tf.config.experimental.reset_memory_stats('CPU:0')`` after the warm-up steps, then
-  ``get_memory_info('CPU:0')['peak']``). It is every live tensor: weights, optimizer slots, gradients and the
+  ``get_memory_info('CPU:0')['peak']``). TensorFlow keeps these statistics only in its BFC allocator, its CPU
+  allocator when oneDNN is on; workers run with ``TF_CPU_ALLOCATOR_USE_BFC=true``, which selects it with oneDNN
+  off as well (TensorFlow's default on AVX2-only CPUs), so the figure exists on every machine. It is every live tensor: weights, optimizer slots, gradients and the
   activations kept for the backward pass, the analogue of the GPU memory the paper reports.
 * ``process peak``: the process's peak resident set (``VmHWM`` in /proc/self/status) over the whole run, and
   its growth from just before the first training step. TensorFlow's CPU allocator keeps freed memory in its
   pool (RSS never goes down inside a process), which is why each mode needs its own process; this figure also
   holds the runtime, the traced graphs and pool fragmentation, so it is the machine-level cost, not the
   tensors alone. (tracemalloc sees none of it: TensorFlow allocates outside Python's allocator.)
+
+``--onednn on off`` runs the workers with ``TF_ENABLE_ONEDNN_OPTS=1`` and ``=0`` in turn (default: TensorFlow's
+choice for this CPU), each setting reported on its own; the step time and the tensor peak both depend on it.
 
 Step time is the wall time of ``train_on_batch`` (SGD with Nesterov momentum, the paper's optimiser) after
 ``--warmup`` steps (the first one traces the graph), median over ``--steps``; the CPU time of the process over
@@ -79,18 +84,23 @@ def worker(args):
         cpu_times.append(time.process_time() - cpu_start)
     peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
     hwm = _status_mib("VmHWM:")
+    from keras_cnn._compat import onednn_enabled
+
     print("RESULT " + json.dumps({
-        "mode": args.worker, "step_s": statistics.median(times), "cpu_s": statistics.median(cpu_times),
+        "mode": args.worker, "onednn": onednn_enabled(), "step_s": statistics.median(times), "cpu_s": statistics.median(cpu_times),
         "times": times, "cpu_times": cpu_times,
         "tensor_peak_mib": peak / MIB, "process_peak_mib": hwm, "process_growth_mib": hwm - rss_before,
     }))
 
 
-def _run(mode, args):
+def _run(mode, args, onednn):
+    env = {**os.environ, "TF_CPU_ALLOCATOR_USE_BFC": "true"}
+    if onednn != "default":
+        env["TF_ENABLE_ONEDNN_OPTS"] = "1" if onednn == "on" else "0"
     command = [sys.executable, os.path.abspath(__file__), "--worker", mode, "--model", args.model,
                "--size", str(args.size), "--batch", str(args.batch), "--classes", str(args.classes),
                "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
         raise RuntimeError(f"{mode} worker failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
@@ -104,7 +114,7 @@ def _summary(rounds):
     return medians, ratios
 
 
-def _table(args, medians, ratios):
+def _table(args, medians, ratios, onednn):
     rows = [
         ("step wall time (s)", "step_s", "{:.2f}"),
         ("step CPU time, all threads (s)", "cpu_s", "{:.2f}"),
@@ -113,7 +123,7 @@ def _table(args, medians, ratios):
         ("RSS growth in training (MiB)", "process_growth_mib", "{:.0f}"),
     ]
     threads = f"{args.threads} thread(s)" if args.threads else "default threads"
-    lines = [f"{args.model}, {args.size}x{args.size}, batch {args.batch}, {args.classes} classes, {threads}, "
+    lines = [f"{args.model}, {args.size}x{args.size}, batch {args.batch}, {args.classes} classes, {threads}, {onednn}, "
              f"{args.rounds} rounds x {args.steps} steps (medians)", "",
              "| | plain | memory_efficient | ratio |", "| --- | ---: | ---: | ---: |"]
     for label, key, fmt in rows:
@@ -134,25 +144,34 @@ def main():
     parser.add_argument("--threads", type=int, default=0,
                         help="TensorFlow intra- and inter-op threads (0: its default, all cores); 1 gives steadier "
                              "timings on a shared machine")
+    parser.add_argument("--onednn", nargs="+", choices=("default", "on", "off"), default=["default"],
+                        help="TF_ENABLE_ONEDNN_OPTS of the workers, each setting measured on its own (default: "
+                             "TensorFlow's choice for this CPU)")
     parser.add_argument("--json", help="also write the raw runs and the summary to this file")
     parser.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args)
-    rounds = []
-    for index in range(args.rounds):
-        order = MODES if index % 2 == 0 else MODES[::-1]
-        rounds.append({mode: _run(mode, args) for mode in order})
-        print(f"round {index + 1}: " + ", ".join(
-            f"{m} {rounds[-1][m]['step_s']:.2f} s, {rounds[-1][m]['tensor_peak_mib']:.0f} MiB" for m in MODES),
-            flush=True)
-    medians, ratios = _summary(rounds)
-    print(_table(args, medians, ratios))
+    from _common import machine
+
+    print(machine())
+    report = {}
+    for onednn in args.onednn:
+        rounds = []
+        for index in range(args.rounds):
+            order = MODES if index % 2 == 0 else MODES[::-1]
+            rounds.append({mode: _run(mode, args, onednn) for mode in order})
+            print(f"oneDNN {onednn}, round {index + 1}: " + ", ".join(
+                f"{m} {rounds[-1][m]['step_s']:.2f} s, {rounds[-1][m]['tensor_peak_mib']:.0f} MiB" for m in MODES),
+                flush=True)
+        medians, ratios = _summary(rounds)
+        label = f"oneDNN {'on' if rounds[0]['plain']['onednn'] else 'off'} ({onednn})"
+        print(_table(args, medians, ratios, label))
+        report[onednn] = {"rounds": rounds, "medians": medians, "ratios": ratios}
     if args.json:
         with open(args.json, "w") as out:
-            json.dump({"args": vars(args), "rounds": rounds, "medians": medians, "ratios": ratios}, out, indent=1)
+            json.dump({"args": vars(args), "settings": report}, out, indent=1)
     return None
-
 
 if __name__ == "__main__":
     main()

@@ -22,8 +22,8 @@ is measured twice: as shipped and cut below them (``keras.Model(stem_conv_pad.in
 comparison. The parameter and multiply-accumulate columns show what each side computes: the ResNet-50 of
 keras_cnn strides its 3x3 convolutions (torchvision's v1.5, 4.09 GMACs) where keras.applications strides the
 first 1x1 (the original Caffe model, 3.86 GMACs), so they are the same depth but not the same arithmetic; the
-arm ``keras_cnn stride_in_1x1=True`` is keras_cnn's ResNet-50 with keras.applications' arithmetic (its spec row
-with ``stride_in_1x1=True``, built by ``tests/spec_variants.py``).
+arm ``keras_cnn stride_in_1x1=True`` is keras_cnn's ResNet-50 with keras.applications' arithmetic (the ablation
+option ``keras_cnn.build("resnet50", stride_in_1x1=True)``).
 ``--keras-bn`` adds keras_cnn's model rebuilt with ``keras.layers.BatchNormalization`` in place of
 ``keras_cnn.layers.normalization.BatchNormalization`` (fused inference), the state before that layer existed.
 """
@@ -73,10 +73,7 @@ def _models(name, keras_bn):
     if keras_bn:
         models["keras_cnn with Keras BN (before)"] = _with_keras_batch_norm(models["keras_cnn"])
     if name == "resnet50":
-        from tests.spec_variants import build_variant  # the architecture is the spec row: no build() option
-
-        models["keras_cnn stride_in_1x1=True"] = build_variant(name, {"stride_in_1x1": True}, input_shape=shape,
-                                                               classes=1000)
+        models["keras_cnn stride_in_1x1=True"] = keras_cnn.build(name, input_shape=shape, stride_in_1x1=True)
     if name == "efficientnet_b0":
         models["keras.applications w/o preprocessing"] = keras.Model(theirs.get_layer("stem_conv_pad").input,
                                                                      theirs.output)

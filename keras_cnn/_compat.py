@@ -121,3 +121,14 @@ def tf2onnx_optimizers(wrap):
         yield
     finally:
         optimizer._optimizers = original
+
+
+def onednn_enabled():
+    """Whether TensorFlow runs its oneDNN custom operations in this process.
+
+    tensorflow 2.21: ``tensorflow.python.util._pywrap_util_port.IsMklEnabled``. TensorFlow turns oneDNN on by
+    default only on CPUs with AVX-512-class features (``TF_ENABLE_ONEDNN_OPTS`` overrides it) and says so only in
+    a start-up log line; no public API reports it. Used by bench/_common.py and .ci/run to name the setting."""
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())

@@ -5,6 +5,9 @@ compares it with Keras on the same images and only then moves it into place, so 
 half-written (no file, no new folder); an existing export is replaced only with ``overwrite=True``. The TFLite
 and ONNX files are converted from the same ``serving_default`` function as the SavedModel, so all three expose
 one input ``image`` (dynamic batch) and one output ``probabilities``.
+
+(Over 350 lines on purpose: the three formats share the staging, verification and all-or-nothing writing kept
+here; the runtimes are in :mod:`keras_cnn._tflite` and :mod:`keras_cnn._onnx_convert`.)
 """
 
 import contextlib

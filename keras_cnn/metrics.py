@@ -11,6 +11,9 @@ Every function takes ``y_true`` and ``y_score`` for one of three tasks:
 * ``"multilabel"``: ``y_true`` and ``y_score`` both ``(N, K)``, labels 0/1;
   a label is predicted when its score >= ``threshold``.
 
+(Over 350 lines on purpose: every public metric and curve is here with the one argument contract above; the
+sorting and counting behind the curves is in :mod:`keras_cnn._curves`.)
+
 ``threshold`` (binary, multilabel; ignored for multiclass) follows the curves'
 convention: a score equal to it counts as positive.
 

@@ -20,6 +20,15 @@ import keras
 from keras_cnn import _weights
 
 HEAD_ARGUMENTS = ("include_top", "pooling", "classes", "classifier_activation")
+# Build arguments that `rebuild` may change: each keeps the meaning of every weight it keeps (implementation
+# forms of one function, regularisation and initialisation, the head, the input size, the dtype, the name).
+# Any other option (stride_in_1x1, activation, residual_scale, ...) changes what the same weights compute.
+WEIGHT_PRESERVING = frozenset({
+    "memory_efficient", "grouped_conv", "shortcut_pool",
+    "dropout", "aux_dropout", "drop_path_rate", "drop_path_mode", "drop_connect_rate", "zero_init_last",
+    "include_top", "pooling", "classes", "classifier_activation", "aux_logits",
+    "input_shape", "dtype", "name",
+})
 # layers whose weights depend on the number of classes; a new `classes` gives them fresh weights
 CLASSIFIER_LAYERS = ("predictions", "classifier_conv", "aux_predictions", "aux1_predictions", "aux2_predictions")
 
@@ -102,8 +111,10 @@ def rebuild(model, **changes):
     ``dtype`` (e.g. ``"float32"`` for export after mixed precision), ``name``, ``include_top=False`` (the trunk,
     optionally with ``pooling``), ``aux_logits=False`` (auxiliary classifiers dropped; also implied by ``include_top=False``), and ``classes`` or
     ``classifier_activation`` (a new head; the trunk and any hidden fully connected layers are kept, the
-    classifier gets fresh weights). A change that alters the shape or the meaning of any other weight is a
-    ``ValueError`` naming the option; nothing is copied then.
+    classifier gets fresh weights), and ``input_shape`` where the weights fit. Any other option changes what the
+    weights compute (``stride_in_1x1``, an activation, ...) and is a ``ValueError`` naming it, as is a change that
+    leaves a weight without a value or changes its shape; nothing is copied then. :data:`WEIGHT_PRESERVING`
+    lists the arguments rebuild may change.
     """
     from keras_cnn import registry
 
@@ -112,6 +123,12 @@ def rebuild(model, **changes):
     if unknown:
         raise TypeError(f"rebuild: unknown argument(s) {', '.join(map(repr, unknown))} for model "
                         f"{config['model_name']!r}; its arguments are: {', '.join(sorted(config))}.")
+    altering = sorted(k for k, v in changes.items() if k not in WEIGHT_PRESERVING and v != config[k])
+    if altering:
+        raise ValueError(f"rebuild({config['model_name']!r}): {', '.join(f'{k}={changes[k]!r}' for k in altering)} "
+                         f"changes what the weights compute (from {', '.join(f'{k}={config[k]!r}' for k in altering)}), "
+                         f"so they cannot carry over; the options rebuild may change are: "
+                         f"{', '.join(sorted(WEIGHT_PRESERVING & set(config)))}. Build a new model for this change.")
     if changes.get("include_top") is False and config.get("aux_logits") and "aux_logits" not in changes:
         changes["aux_logits"] = False  # a trunk has no auxiliary classifiers either
     target = registry.build(**{**config, **changes})

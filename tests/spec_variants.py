@@ -1,8 +1,9 @@
 """Architectures that are no registered variant: the paper's ablations and tiny networks for fast tests.
 
-``keras_cnn.build`` cannot change a variant's architecture: the spec row is the variant, its options are only
-regularisation and implementation choices (CONTRIBUTING.md). A test that needs another row builds it the way
-``build`` builds a variant, through the registered builder, with some spec fields replaced.
+``keras_cnn.build`` cannot change a variant's architecture: the spec row is the variant, its options are
+regularisation, implementation choices and the ablations a family exposes as options (ResNet ``shortcut``,
+``stride_in_1x1``; CONTRIBUTING.md). A test that needs another row builds it the way ``build`` builds a variant,
+through the registered builder, with some spec fields replaced.
 """
 
 import dataclasses

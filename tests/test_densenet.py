@@ -2,6 +2,10 @@
 
 import dataclasses
 import functools
+import json
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -98,8 +102,8 @@ def _pair(spec_changes, size):
 
 
 def _forward_backward(model, images, labels, graph):
-    """Outputs, gradients (input and weights) and TensorFlow's CPU tensor peak of a training pass, traced
-    as ``fit`` runs it (``graph``) or eager."""
+    """Outputs and gradients (input and weights) of a training pass, traced as ``fit`` runs it (``graph``) or
+    eager."""
 
     def step():
         with tf.GradientTape() as tape:
@@ -108,33 +112,25 @@ def _forward_backward(model, images, labels, graph):
             loss = keras.losses.sparse_categorical_crossentropy(labels, outputs)
         return outputs, tape.gradient(loss, [images] + model.trainable_weights)
 
-    if graph:
-        step = tf.function(step)
-        step.get_concrete_function()  # trace outside the measured call
-    tf.config.experimental.reset_memory_stats("CPU:0")
-    before = tf.config.experimental.get_memory_info("CPU:0")["current"]
-    outputs, grads = step()
-    return outputs, grads, tf.config.experimental.get_memory_info("CPU:0")["peak"] - before
+    return (tf.function(step) if graph else step)()
 
 
-# (bottleneck_width, block_config, growth_rate, size, batch, graph, peak ratio bound or None)
+# (bottleneck_width, block_config, growth_rate, size, batch, graph)
 COMPARISONS = [
-    pytest.param(4, (6, 6, 6), 8, 32, 16, True, 0.7, id="bottleneck_graph"),  # activations dominate the peak
-    pytest.param(0, (3, 2, 2), 4, 16, 4, False, None, id="no_bottleneck_eager"),
+    pytest.param(4, (6, 6, 6), 8, 32, 16, True, id="bottleneck_graph"),
+    pytest.param(0, (3, 2, 2), 4, 16, 4, False, id="no_bottleneck_eager"),
 ]
 
 
-@pytest.mark.parametrize("bottleneck_width, block_config, growth_rate, size, batch, graph, bound", COMPARISONS)
-def test_memory_efficient_mode_same_results_lower_peak(bottleneck_width, block_config, growth_rate, size, batch,
-                                                       graph, bound):
-    """Same outputs, gradients and BN statistics as the plain mode; and, the check tensorflow issue 36981
-    calls for, a really lower tensor peak (the recomputed activations are not kept anyway)."""
+@pytest.mark.parametrize("bottleneck_width, block_config, growth_rate, size, batch, graph", COMPARISONS)
+def test_memory_efficient_mode_same_results(bottleneck_width, block_config, growth_rate, size, batch, graph):
+    """Same outputs, gradients and BN statistics as the plain mode."""
     plain, efficient = _pair({"block_config": block_config, "growth_rate": growth_rate,
                               "bottleneck_width": bottleneck_width}, size)
     images = tf.constant(np.random.default_rng(0).normal(size=(batch, size, size, 3)), tf.float32)
     labels = tf.constant(np.arange(batch) % 3)
-    out_plain, grads_plain, peak_plain = _forward_backward(plain, images, labels, graph)
-    out_efficient, grads_efficient, peak_efficient = _forward_backward(efficient, images, labels, graph)
+    out_plain, grads_plain = _forward_backward(plain, images, labels, graph)
+    out_efficient, grads_efficient = _forward_backward(efficient, images, labels, graph)
     np.testing.assert_allclose(out_efficient, out_plain, rtol=1e-5, atol=1e-6)
     assert len(grads_efficient) == len(grads_plain)
     for weight, g_efficient, g_plain in zip(["image"] + plain.trainable_weights, grads_efficient, grads_plain):
@@ -144,8 +140,20 @@ def test_memory_efficient_mode_same_results_lower_peak(bottleneck_width, block_c
     for w_efficient, w_plain in zip(efficient.non_trainable_weights, plain.non_trainable_weights):
         np.testing.assert_allclose(w_efficient, w_plain, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(efficient(images, training=False), plain(images, training=False), atol=1e-5)
-    if bound:
-        assert peak_efficient < bound * peak_plain, (peak_efficient, peak_plain)
+
+
+def test_memory_efficient_mode_lower_tensor_peak():
+    """The check tensorflow issue 36981 calls for: a really lower tensor peak for one traced training step
+    (tests/densenet_peak.py, in a child process with TensorFlow's BFC allocator, whose statistics exist with
+    oneDNN on or off). Measured on an AMD EPYC (Zen 4): 0.60x with oneDNN on, 0.70x with it off (Eigen's
+    convolution gradients take workspace that recomputation does not shrink), so the bound is 0.8x."""
+    env = {**os.environ, "TF_CPU_ALLOCATOR_USE_BFC": "true"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-m", "tests.densenet_peak"], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    peaks = json.loads(done.stdout.strip().splitlines()[-1])
+    assert 0 < peaks["efficient"] < 0.8 * peaks["plain"], peaks
 
 
 def test_memory_efficient_model_saves_and_reloads(tmp_path):

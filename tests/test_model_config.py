@@ -178,13 +178,24 @@ def test_int8_form_is_read_from_the_config_not_the_layer_names():
 
 
 @pytest.mark.parametrize("changes, error, match", [
-    ({"scale": 0.5}, ValueError, r"rebuild\('shufflenet_v1_g3', scale=0.5\): weight .* changes shape"),
+    ({"scale": 0.5}, ValueError, r"rebuild\('shufflenet_v1_g3'\): scale=0.5 changes what the weights compute "
+                                 r"\(from scale=1.0\).* may change are: .*grouped_conv"),
     ({"input_shape": (32, 32, 1)}, ValueError, r"weight 'conv1/kernel' changes shape \(3, 3, 3, 24\) -> "),
     ({"widths": 2}, TypeError, r"unknown argument\(s\) 'widths' .* its arguments are: .*grouped_conv"),
 ])
 def test_rebuild_refuses_changes_that_alter_weights(changes, error, match):
     model = keras_cnn.build("shufflenet_v1_g3", input_shape=(32, 32, 3), classes=3)
     with pytest.raises(error, match=match):
+        keras_cnn.rebuild(model, **changes)
+
+
+@pytest.mark.parametrize("name, changes", [("resnet50", {"stride_in_1x1": True}), ("lenet5", {"activation": "relu"}),
+                                           ("squeezenet1_1", {"bypass": "simple"})])
+def test_rebuild_refuses_options_that_keep_shapes_but_change_the_function(name, changes):
+    """Same weight shapes, another function: carrying the weights over would be a silent wrong result."""
+    model = keras_cnn.build(name, include_top=False, input_shape=(64, 64, 1 if name == "lenet5" else 3))
+    option = next(iter(changes))
+    with pytest.raises(ValueError, match=f"{option}=.* changes what the weights compute"):
         keras_cnn.rebuild(model, **changes)
 
 

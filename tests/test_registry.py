@@ -33,13 +33,19 @@ def test_the_architecture_is_the_spec_row_and_options_are_the_rest():
 
 
 def test_every_variant_is_a_frozen_spec_row_with_only_regularisation_defaults():
-    """CONTRIBUTING.md, "Spec or option": the architecture is the row; a variant may only change dropout."""
+    """CONTRIBUTING.md, "Spec or option": the architecture is the row; a variant may only change dropout, and an
+    ablation option (one named after a spec field) defaults to None, the row's value."""
+    ablations = set()
     for name in keras_cnn.list_models():
         entry = registry.get(name)
         assert dataclasses.is_dataclass(entry.spec) and type(entry.spec).__name__.endswith("Spec"), name
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(entry.spec, dataclasses.fields(entry.spec)[0].name, None)
         assert set(entry.defaults) <= {"dropout"}, (name, entry.defaults)
+        fields = {field.name for field in dataclasses.fields(entry.spec)}
+        assert {k: v for k, v in entry.options.items() if k in fields and v is not None} == {}, name
+        ablations |= fields & set(entry.options)
+    assert {"shortcut", "stride_in_1x1"} <= ablations
 
 
 def test_option_overrides_the_variant_default():

@@ -67,7 +67,7 @@ def test_resnet50_stages_follow_table_1():
     ("C", 21_797_672 - 173_824 + 1_092_992),  # a 1x1 projection + BN on each of the 16 shortcuts
 ])
 def test_resnet34_shortcut_rows_of_table_3(shortcut, expected):
-    model = build_variant("resnet34", {"shortcut": shortcut}, input_shape=(32, 32, 3), classes=1000)
+    model = keras_cnn.build("resnet34", shortcut=shortcut, input_shape=(32, 32, 3))
     assert trainable_count(model) == expected
     projections = [layer.name for layer in model.layers if layer.name.endswith("_shortcut")]
     assert len(projections) == {"A": 0, "B": 3, "C": 16}[shortcut]
@@ -112,6 +112,28 @@ def test_preactivation_unit_wiring():
 def test_cifar_preactivation_strides_the_first_1x1():
     spec = registry.get("resnet164_v2").spec
     assert spec.preact and spec.stride_in_1x1
+
+
+def _strides(model):
+    return [model.get_layer(f"stage2_block1_conv{i}").strides for i in (1, 2)]
+
+
+@pytest.mark.parametrize("name, stride_in_1x1, expected", [
+    ("resnet50", None, [(1, 1), (2, 2)]),  # the row: torchvision's v1.5
+    ("resnet50", True, [(2, 2), (1, 1)]),  # the Caffe/MSRA model and keras.applications ResNet50
+    ("se_resnet50", None, [(2, 2), (1, 1)]),  # the row: the Caffe SE-ResNet
+    ("se_resnet50", False, [(1, 1), (2, 2)]),
+])
+def test_ablation_options_default_to_the_row_and_are_recorded(name, stride_in_1x1, expected):
+    """CONTRIBUTING.md: an ablation option defaults to None, the spec row's value; passing it builds the
+    paper's ablation of that row, and the registered row stays as it is."""
+    entry = registry.get(name)
+    assert (entry.options["shortcut"], entry.options["stride_in_1x1"]) == (None, None)
+    model = keras_cnn.build(name, include_top=False, input_shape=(32, 32, 3), stride_in_1x1=stride_in_1x1)
+    assert _strides(model) == expected
+    config = keras_cnn.model_config(model)
+    assert (config["shortcut"], config["stride_in_1x1"]) == (None, stride_in_1x1)
+    assert registry.get(name).spec is entry.spec and entry.spec.stride_in_1x1 == (name == "se_resnet50")
 
 
 @pytest.mark.parametrize("cardinality, base_width", [(1, 64), (2, 40), (4, 24), (8, 14), (32, 4)])
@@ -173,8 +195,11 @@ def test_spec_row_errors_name_the_field(changes, error, match):
     ({"drop_path_rate": 1.0}, ValueError, r"drop_path_rate must be in \[0, 1\); received 1.0"),
     ({"drop_path_mode": "row"}, ValueError, "drop_path_mode must be one of 'batch', 'sample'"),
     ({"zero_init_last": 1}, TypeError, "zero_init_last must be True or False"),
-    ({"shortcut": "A"}, TypeError, "Unknown option.*'shortcut'.*its options are: drop_path_mode, drop_path_rate, "
-                                   "dropout, zero_init_last"),
+    ({"shortcut": "D"}, ValueError, "shortcut must be one of None, 'A', 'B', 'C'; received 'D'"),
+    ({"stride_in_1x1": 1}, TypeError, r"stride_in_1x1 must be True or False; received 1 \(int\)"),
+    ({"stride_in_1x1": True}, ValueError, "stride_in_1x1 applies only to bottleneck ResNets.*received True"),
+    ({"preact": True}, TypeError, "Unknown option.*'preact'.*its options are: drop_path_mode, drop_path_rate, "
+                                  "dropout, shortcut, stride_in_1x1, zero_init_last"),
 ])
 def test_option_errors_name_the_argument(options, error, match):
     with pytest.raises(error, match=match):

@@ -5,43 +5,20 @@ Writes ``<output>/<name>.keras`` (the deployable model: auxiliary heads dropped,
 ``<output>/<name>_train/``, ``history.csv``, ``best.weights.h5`` (best by --monitor), ``backup/`` (deleted when
 training ends; run the same command again after an interruption to resume) and ``tensorboard/``.
 Example: ``keras-cnn train --model lenet5 --option pool=max --translate 0.08 --rotate 0.03``.
+From Python, without argparse: ``run(TrainConfig(model="lenet5", epochs=1, output="out"))`` (``TrainConfig`` from
+``keras_cnn.app.train_config``: one field per flag, named as its argparse dest).
 """
 
 import argparse
-import dataclasses
 import math
 import os
 import sys
 import time
 
 from keras_cnn.app import flags
+from keras_cnn.app.train_config import Run, RunFiles, TrainConfig
 
 LOOPS = ("auto", "fit", "custom")
-
-
-@dataclasses.dataclass(frozen=True)
-class RunFiles:
-    """Where one training run writes (``folder`` is ``<output>/<name>_train``)."""
-
-    model: str
-    record: str
-    folder: str
-
-    @property
-    def log(self):
-        return os.path.join(self.folder, "history.csv")
-
-    @property
-    def best(self):
-        return os.path.join(self.folder, "best.weights.h5")
-
-    @property
-    def backup(self):
-        return os.path.join(self.folder, "backup")
-
-    @property
-    def tensorboard(self):
-        return os.path.join(self.folder, "tensorboard")
 
 
 def parser():
@@ -123,94 +100,71 @@ def main(argv=None):
 
 
 def run(args):
-    """Train as ``args`` says; returns a dict of the summary (test accuracy, epochs, files...)."""
+    """Train as ``args`` says (a ``TrainConfig``, or the ``argparse.Namespace`` of ``parser()``); returns a dict
+    of the summary (test accuracy, epochs, files...)."""
     from keras_cnn.app import distribute
 
-    _check(args)
+    config = args if isinstance(args, TrainConfig) else TrainConfig.from_args(args)
     started = time.perf_counter()
-    strategy = distribute.create(args.strategy, args.devices)  # before any other TensorFlow work
+    strategy = distribute.create(config.strategy, config.devices)  # before any other TensorFlow work
     import keras
 
     policy = keras.mixed_precision.global_policy()
     try:
-        return _train(args, strategy, started)
+        return _train(config, strategy, started)
     finally:
         keras.mixed_precision.set_global_policy(policy)
 
 
-def _check(args):
-    from keras_cnn import registry
-
-    entry = registry.get(args.model)
-    if args.random_crop and args.scale_jitter:
-        raise ValueError(f"--random-crop and --scale-jitter both choose the crop; pass one; received "
-                         f"--random-crop {args.random_crop} and --scale-jitter {args.scale_jitter}.")
-    if args.image_size is not None and args.image_size < entry.min_input:
-        raise ValueError(f"--image-size must be at least {entry.min_input} for model {entry.name!r} (its smallest "
-                         f"input); received {args.image_size}.")
-    size = args.image_size or entry.default_input[0]
-    for flag, side in (("--random-crop", args.random_crop), ("--scale-jitter", (args.scale_jitter or [None])[0])):
-        if side is not None and side < size:
-            raise ValueError(f"{flag} must be at least the input size {size}; received {side}.")
-    if args.loop == "fit" and args.strategy == "multiworker":
-        raise ValueError("--loop fit cannot run under --strategy multiworker in Keras 3.15 (keras-team/keras#20585); "
-                         "use --loop custom or auto.")
-
-
-def _train(args, strategy, started):
+def _train(config, strategy, started):
     import keras
 
     from keras_cnn import registry
     from keras_cnn.app import distribute, fit_callbacks, preprocessing, recipes, train_summary
 
     _, chief = distribute.task()
-    custom = args.loop == "custom" or (args.loop == "auto" and args.strategy == "multiworker")
-    keras.mixed_precision.set_global_policy(recipes.precision_policy(args.mixed_precision))
-    entry = registry.get(args.model)
-    name = args.name or args.model
-    keras.utils.set_random_seed(args.seed)  # the model's initial weights are the first build's
-    first = _first_build(args, entry, name)
-    fit_callbacks.resolve_monitor(args.monitor, first.output_names, custom)
-    data, record, recipe = _data(args, entry)
-    files = RunFiles(os.path.join(args.output, f"{name}.keras"),
-                     os.path.join(args.output, f"{name}.preprocessing.json"),
-                     os.path.join(args.output, f"{name}_train"))
-    keras.utils.set_random_seed(args.seed)
+    keras.mixed_precision.set_global_policy(recipes.precision_policy(config.mixed_precision))
+    entry = registry.get(config.model)
+    keras.utils.set_random_seed(config.seed)  # the model's initial weights are the first build's
+    first = _first_build(config, entry)
+    fit_callbacks.resolve_monitor(config.monitor, first.output_names, config.custom_loop)
+    data, record, recipe = _data(config, entry)
+    files = RunFiles.of(config)
+    keras.utils.set_random_seed(config.seed)
     with strategy.scope():
-        model = _build(args, record, first)
-    resume_from = _resume_point(args, files, custom, chief)
-    _announce(args, model, data, strategy, resume_from, custom)
-    history, trained, optimizer = (
-        _custom(args, model, data, record, recipe, strategy, files, chief) if custom
-        else _fit(args, model, data, record, recipe, strategy, files, resume_from, chief))
-    state = {"fingerprint": distribute.fingerprint(trained),  # of the last weights: equal on every worker
-             "optimizer_steps": int(optimizer.iterations.numpy())}  # all epochs' steps, resumed or not
-    final = _final(args, trained, files, chief)
+        model = _build(config, record, first)
+    resume_from = _resume_point(config, files, chief)
+    run = Run(strategy, chief, config.custom_loop, files, data, record, recipe, resume_from, started)
+    _announce(config, run, model)
+    history, trained, optimizer = (_custom if run.custom else _fit)(config, run, model)
+    outcome = train_summary.Outcome(history, fingerprint=distribute.fingerprint(trained),  # equal on every worker
+                                    optimizer_steps=int(optimizer.iterations.numpy()))  # all epochs', resumed or not
+    final = _final(config, run, trained)
     if chief:
         final.save(files.model)
         preprocessing.save(record, files.record)
-    return train_summary.finish(args, final, data, record, files, history, resume_from, strategy,
-                                time.perf_counter() - started, chief, state)
+    return train_summary.finish(config, run, final, outcome)
 
 
-def _data(args, entry):
+def _data(config, entry):
     from keras_cnn.app import augment, pipeline, preprocessing, sources
 
-    height, width = (args.image_size,) * 2 if args.image_size else entry.default_input[:2]
-    channels = args.channels or entry.default_input[2]
-    source = sources.parse(args.data, seed=args.seed, val_fraction=args.val_fraction,
-                           test_fraction=args.test_fraction, data_dir=args.data_dir, download=args.download)
-    eval_side = (sum(args.scale_jitter) // 2 if args.scale_jitter else args.random_crop) or None
-    stored = (args.scale_jitter[1],) * 2 if args.scale_jitter else (eval_side,) * 2 if eval_side else (height, width)
-    data = sources.load(source, ("train", "val", "test"), size=stored, channels=channels, limit=args.limit)
-    normalization = preprocessing.resolve_normalization(args.normalization, entry.family)
-    recipe = augment.Recipe(crop=bool(args.random_crop), scale_jitter=args.scale_jitter, flip=args.flip,
-                            pca_noise=args.pca_noise, translate=args.translate, rotate=args.rotate)
+    height, width = (config.image_size,) * 2 if config.image_size else entry.default_input[:2]
+    channels = config.channels or entry.default_input[2]
+    source = sources.parse(config.data, seed=config.seed, val_fraction=config.val_fraction,
+                           test_fraction=config.test_fraction, data_dir=config.data_dir, download=config.download)
+    jitter = config.scale_jitter
+    eval_side = (sum(jitter) // 2 if jitter else config.random_crop) or None
+    stored = (jitter[1],) * 2 if jitter else (eval_side,) * 2 if eval_side else (height, width)
+    data = sources.load(source, ("train", "val", "test"), size=stored, channels=channels, limit=config.limit)
+    normalization = preprocessing.resolve_normalization(config.normalization, entry.family)
+    recipe = augment.Recipe(crop=bool(config.random_crop), scale_jitter=jitter, flip=config.flip,
+                            pca_noise=config.pca_noise, translate=config.translate, rotate=config.rotate)
     needs_sample = normalization in ("mean", "standardize") or recipe.pca_noise > 0
     sample = _sample(data["train"], pipeline) if needs_sample else None
     record = preprocessing.create((height, width, channels), data["train"].class_names, normalization=normalization,
                                   images=sample, resize=(eval_side,) * 2 if eval_side else None,
-                                  model=args.name or args.model, data=source.to_json())
+                                  model=config.stem, data=source.to_json())
     return data, record, recipe.with_pca(sample) if sample is not None else recipe
 
 
@@ -220,17 +174,17 @@ def _sample(split, pipeline, count=2000):
     return pipeline.arrays(dataclasses.replace(split, dataset=split.dataset.take(count)))[0]
 
 
-def _build(args, record, first):
+def _build(config, record, first):
     """The model to train: the first build with the data's class count (a new head if it differs)."""
     import keras_cnn
 
     model = keras_cnn.rebuild(first, classes=len(record.class_names))
-    if args.weights:
-        model.load_weights(args.weights)
+    if config.weights:
+        model.load_weights(config.weights)
     return model
 
 
-def _first_build(args, entry, name):
+def _first_build(config, entry):
     """Build the model before the data loads (which sets its class count), so that a bad --option, or a model
     --mixed-precision cannot train, fails at once; the epoch logs' keys follow its output names."""
     import keras_cnn
@@ -238,17 +192,17 @@ def _first_build(args, entry, name):
 
     from keras_cnn import _head
 
-    _head.check_weights(args.weights)
-    options = parse_options(args.option)
-    size = (args.image_size,) * 2 if args.image_size else entry.default_input[:2]
+    _head.check_weights(config.weights)
+    options = parse_options(config.option)
+    size = (config.image_size,) * 2 if config.image_size else entry.default_input[:2]
     try:
-        model = keras_cnn.build(args.model, input_shape=(*size, args.channels or entry.default_input[2]),
-                                classes=2, name=name, **options)
+        model = keras_cnn.build(config.model, input_shape=(*size, config.channels or entry.default_input[2]),
+                                classes=2, name=config.stem, **options)
     except (ValueError, TypeError) as error:
         if not options:
             raise
         raise (ValueError if isinstance(error, ValueError) else TypeError)(
-            f"--option {', '.join(args.option)}: {error}") from error
+            f"--option {', '.join(config.option)}: {error}") from error
     _check_precision(model)
     return model
 
@@ -264,7 +218,7 @@ def _check_precision(model):
                          f"{model.name} has LRN layers ({', '.join(lrn[:3])}); train it in float32 or on a GPU.")
 
 
-def _resume_point(args, files, custom, chief):
+def _resume_point(config, files, chief):
     """The epoch a backup lets this run start at; a fresh run first clears the last run's backup and best (the
     chief only: the files are its own)."""
     import shutil
@@ -273,112 +227,117 @@ def _resume_point(args, files, custom, chief):
 
     if not chief:
         return 0
-    if not args.resume and os.path.isdir(files.backup):
+    if not config.resume and os.path.isdir(files.backup):
         shutil.rmtree(files.backup)
-    epoch = 0 if custom else fit_callbacks.resume_epoch(files.backup)
+    epoch = 0 if config.custom_loop else fit_callbacks.resume_epoch(files.backup)
     if epoch == 0 and os.path.isfile(files.best):
         os.remove(files.best)  # a previous run's best must not stand in for this run's
     return epoch
 
 
-def _announce(args, model, data, strategy, resume_from, custom):
-    train = data["train"]
-    counts = "/".join(str(data[role].count) for role in ("train", "val", "test"))
+def _announce(config, run, model):
+    train = run.data["train"]
+    counts = "/".join(str(run.data[role].count) for role in ("train", "val", "test"))
     skipped = f", {train.skipped} unreadable file(s) skipped" if train.skipped else ""
-    print(f"{model.name}: {model.count_params():,} parameters, {len(model.outputs)} output(s); {args.data}: "
+    print(f"{model.name}: {model.count_params():,} parameters, {len(model.outputs)} output(s); {config.data}: "
           f"{counts} train/val/test images, {len(train.class_names)} classes{skipped}")
-    resuming = f"; resuming from the backup at epoch {resume_from}" if resume_from else ""
-    print(f"{args.strategy} strategy, {strategy.num_replicas_in_sync} replica(s), "
-          f"{'custom training loop' if custom else 'model.fit'}{resuming}", flush=True)
+    resuming = f"; resuming from the backup at epoch {run.resume_from}" if run.resume_from else ""
+    print(f"{config.strategy} strategy, {run.strategy.num_replicas_in_sync} replica(s), "
+          f"{'custom training loop' if run.custom else 'model.fit'}{resuming}", flush=True)
 
 
-def _verbose(args):
-    return args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
+def _verbose(config):
+    return config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
 
 
-def _schedule(args, steps):
+def _optimizer(config, steps):
+    """The optimizer of --optimizer with the --schedule over ``steps`` per epoch (create it in the strategy's
+    scope)."""
     from keras_cnn.app import recipes
 
-    schedule = recipes.Schedule(args.schedule, args.learning_rate, args.step_epochs, args.step_factor,
-                                args.decay_epochs, args.decay_rate)
-    return recipes.learning_rate(schedule, steps, args.epochs)
+    schedule = recipes.Schedule(config.schedule, config.learning_rate, config.step_epochs, config.step_factor,
+                                config.decay_epochs, config.decay_rate)
+    return recipes.optimizer(config.optimizer, recipes.learning_rate(schedule, steps, config.epochs),
+                             momentum=config.momentum, weight_decay=config.weight_decay, nesterov=config.nesterov)
 
 
-def _callbacks(args, model, data, record, files, resume_from, chief, custom=False, replicas=1):
-    from keras_cnn.app import fit_callbacks, pipeline, recipes
-
-    # Keras 3.15's predict_on_batch under MirroredStrategy predicts the whole batch on every replica and
-    # concatenates (twice the rows), so with several replicas the callback gets arrays and uses model.predict.
-    validation = pipeline.arrays(data["val"], record) if replicas > 1 else \
-        pipeline.evaluation(data["val"], record, batch_size=args.batch_size, cache=args.cache)
-    monitor = fit_callbacks.resolve_monitor(args.monitor, model.output_names, custom)
-    if not chief:  # the same logs on every worker (their stop decisions must agree), no files
-        return [fit_callbacks.ValidationMetrics(validation, class_names=list(record.class_names))], monitor
-    os.makedirs(files.folder, exist_ok=True)
-    return fit_callbacks.standard(files, validation=validation, class_names=list(record.class_names),
-                                  monitor=monitor, patience=args.patience, resume_from=resume_from, backup=not custom,
-                                  progress_file=args.progress_file, tensorboard_dir=files.tensorboard), monitor
-
-
-def _fit(args, model, data, record, recipe, strategy, files, resume_from, chief):
+def _inputs(config, run, model, **training):
+    """The training and validation datasets, with the model's targets (``training``: the loop's batching)."""
     from keras_cnn.app import pipeline, recipes
 
-    targets = recipes.targets(model, len(record.class_names), args.label_smoothing)
-    train = pipeline.training(data["train"], record, recipe, batch_size=args.batch_size, seed=args.seed,
-                              targets=targets, cache=args.cache)
-    validation = pipeline.evaluation(data["val"], record, batch_size=args.batch_size, targets=targets,
-                                     cache=args.cache)
-    steps = math.ceil(data["train"].count / args.batch_size)
-    with strategy.scope():
-        optimizer = recipes.optimizer(args.optimizer, _schedule(args, steps), momentum=args.momentum,
-                                      weight_decay=args.weight_decay, nesterov=args.nesterov)
-        model.compile(optimizer, jit_compile=args.xla,
-                      **recipes.compile_kwargs(model, args.label_smoothing, args.aux_weight))
-    callbacks, _ = _callbacks(args, model, data, record, files, resume_from, chief,
-                              replicas=strategy.num_replicas_in_sync)
-    history = model.fit(train, validation_data=validation, epochs=args.epochs, callbacks=callbacks,
-                        verbose=_verbose(args), shuffle=False)
+    targets = recipes.targets(model, len(run.record.class_names), config.label_smoothing)
+    train = pipeline.training(run.data["train"], run.record, run.recipe, batch_size=config.batch_size,
+                              seed=config.seed, targets=targets, cache=config.cache, **training)
+    validation = pipeline.evaluation(run.data["val"], run.record, batch_size=config.batch_size, targets=targets,
+                                     cache=config.cache)
+    return train, validation
+
+
+def _callbacks(config, run, model):
+    from keras_cnn.app import fit_callbacks, pipeline
+
+    # Keras 3.15's predict_on_batch under MirroredStrategy predicts the whole batch on every replica and
+    # concatenates (twice the rows), so with several replicas model.fit's callback gets arrays and uses
+    # model.predict (the custom loop predicts per worker).
+    replicas = 1 if run.custom else run.strategy.num_replicas_in_sync
+    validation = pipeline.arrays(run.data["val"], run.record) if replicas > 1 else \
+        pipeline.evaluation(run.data["val"], run.record, batch_size=config.batch_size, cache=config.cache)
+    class_names = list(run.record.class_names)
+    monitor = fit_callbacks.resolve_monitor(config.monitor, model.output_names, run.custom)
+    if not run.chief:  # the same logs on every worker (their stop decisions must agree), no files
+        return [fit_callbacks.ValidationMetrics(validation, class_names=class_names)]
+    os.makedirs(run.files.folder, exist_ok=True)
+    return fit_callbacks.standard(run.files, validation=validation, class_names=class_names, monitor=monitor,
+                                  patience=config.patience, resume_from=run.resume_from, backup=not run.custom,
+                                  progress_file=config.progress_file, tensorboard_dir=run.files.tensorboard)
+
+
+def _fit(config, run, model):
+    from keras_cnn.app import recipes
+
+    train, validation = _inputs(config, run, model)
+    steps = math.ceil(run.data["train"].count / config.batch_size)
+    with run.strategy.scope():
+        optimizer = _optimizer(config, steps)
+        model.compile(optimizer, jit_compile=config.xla,
+                      **recipes.compile_kwargs(model, config.label_smoothing, config.aux_weight))
+    history = model.fit(train, validation_data=validation, epochs=config.epochs,
+                        callbacks=_callbacks(config, run, model), verbose=_verbose(config), shuffle=False)
     return history, model, model.optimizer
 
 
-def _custom(args, model, data, record, recipe, strategy, files, chief):
-    from keras_cnn.app import distribute, pipeline, recipes
+def _custom(config, run, model):
+    from keras_cnn.app import distribute, recipes
 
-    steps = data["train"].count // args.batch_size
+    steps = run.data["train"].count // config.batch_size
     if steps == 0:
-        raise ValueError(f"--batch-size must be at most the {data['train'].count} training images for the custom "
-                         f"loop (it drops partial batches); received {args.batch_size}.")
-    targets = recipes.targets(model, len(record.class_names), args.label_smoothing)
-    train = pipeline.training(data["train"], record, recipe, batch_size=args.batch_size, seed=args.seed,
-                              targets=targets, cache=args.cache, repeat=True, drop_remainder=True)
-    validation = pipeline.evaluation(data["val"], record, batch_size=args.batch_size, targets=targets,
-                                     cache=args.cache)
-    with strategy.scope():
-        optimizer = recipes.optimizer(args.optimizer, _schedule(args, steps), momentum=args.momentum,
-                                      weight_decay=args.weight_decay, nesterov=args.nesterov)
-        if recipes.precision_policy(args.mixed_precision) == "mixed_float16":
+        raise ValueError(f"--batch-size must be at most the {run.data['train'].count} training images for the "
+                         f"custom loop (it drops partial batches); received {config.batch_size}.")
+    train, validation = _inputs(config, run, model, repeat=True, drop_remainder=True)
+    with run.strategy.scope():
+        optimizer = _optimizer(config, steps)
+        if recipes.precision_policy(config.mixed_precision) == "mixed_float16":
             import keras
 
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
-    weights = recipes.loss_weights(model, args.aux_weight)
-    callbacks, _ = _callbacks(args, model, data, record, files, 0, chief, custom=True)
+    weights = recipes.loss_weights(model, config.aux_weight)
     twin = distribute.custom_fit(
-        model, optimizer, losses=[recipes.loss(args.label_smoothing, reduction=None)] * len(model.outputs),
-        weights=list(weights.values()), train=train, steps=steps, global_batch=args.batch_size,
-        epochs=args.epochs, strategy=strategy, callbacks=callbacks, validation=validation,
-        verbose=_verbose(args), jit_compile=args.xla)
+        model, optimizer, losses=[recipes.loss(config.label_smoothing, reduction=None)] * len(model.outputs),
+        weights=list(weights.values()), train=train, steps=steps, global_batch=config.batch_size,
+        epochs=config.epochs, strategy=run.strategy, callbacks=_callbacks(config, run, model),
+        validation=validation, verbose=_verbose(config), jit_compile=config.xla)
     return twin.history, twin, optimizer
 
 
-def _final(args, trained, files, chief):
+def _final(config, run, trained):
     """The model to save: best (or last) weights, main output only, float32 (only the chief has the best)."""
     import keras
 
     import keras_cnn
 
-    if args.final == "best" and chief and os.path.isfile(files.best):
-        trained.load_weights(files.best)
+    if config.final == "best" and run.chief and os.path.isfile(run.files.best):
+        trained.load_weights(run.files.best)
     if keras.mixed_precision.global_policy().name != "float32":
         keras.mixed_precision.set_global_policy("float32")
         trained = keras_cnn.rebuild(trained, dtype="float32")

@@ -1,48 +1,61 @@
 """The end of ``keras-cnn train``: test-set figures and a summary a person can read at a glance."""
 
+import dataclasses
 import json
 import os
+import time
 
 import numpy as np
 
 
-def finish(args, model, data, record, files, history, resume_from, strategy, seconds, chief, state):
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What training left besides the model: Keras's ``History``, a fingerprint of the last weights (equal on every
+    worker) and the optimizer's step count (every epoch's steps when a resumed run restored the optimizer)."""
+
+    history: object
+    fingerprint: str
+    optimizer_steps: int
+
+
+def finish(config, run, model, outcome):
     """Evaluate ``model`` on the test split, print the summary, write ``summary.json``; return it as a dict.
 
-    ``state``: the last weights' fingerprint and the optimizer's step count (every epoch's steps when a resumed
-    run restored the optimizer).
+    ``config``: the ``TrainConfig``; ``run``: the ``Run`` (data, record, files, strategy, chief, start time).
     """
     from keras_cnn import metrics
     from keras_cnn.app import fit_callbacks, pipeline
 
-    images, labels = pipeline.arrays(data["test"], record)
-    scores = model.predict(images, batch_size=args.batch_size, verbose=0)
-    rows = fit_callbacks.read_log(files.log) if chief else []
-    epochs = [int(row["epoch"]) for row in rows] or [resume_from + i for i in range(len(history.epoch))]
-    monitor = _monitor(args, model, history, rows)
+    seconds = time.perf_counter() - run.started
+    history, files = outcome.history, run.files
+    images, labels = pipeline.arrays(run.data["test"], run.record)
+    scores = model.predict(images, batch_size=config.batch_size, verbose=0)
+    rows = fit_callbacks.read_log(files.log) if run.chief else []
+    epochs = [int(row["epoch"]) for row in rows] or [run.resume_from + i for i in range(len(history.epoch))]
+    monitor = _monitor(config, history, rows)
     best_epoch, best = _best(rows, history, monitor)
     summary = {
-        "model": model.name, "data": args.data, "test_images": int(len(labels)),
+        "model": model.name, "data": config.data, "test_images": int(len(labels)),
         "test_accuracy": metrics.accuracy(labels, scores, task="multiclass"),
         "test_f1_macro": metrics.f1_score(labels, scores, task="multiclass", average="macro"),
-        "epochs": epochs, "epochs_this_run": len(history.epoch), "resumed_from": resume_from,
-        "stopped_early": bool(len(epochs) < args.epochs), "monitor": monitor, "best_epoch": best_epoch,
-        "best_value": best, "final_weights": args.final, "replicas": strategy.num_replicas_in_sync,
-        "strategy": args.strategy, **state, "seconds": round(seconds, 1),
-        "files": [files.model, files.record, files.folder] if chief else [],
+        "epochs": epochs, "epochs_this_run": len(history.epoch), "resumed_from": run.resume_from,
+        "stopped_early": bool(len(epochs) < config.epochs), "monitor": monitor, "best_epoch": best_epoch,
+        "best_value": best, "final_weights": config.final, "replicas": run.strategy.num_replicas_in_sync,
+        "strategy": config.strategy, "fingerprint": outcome.fingerprint, "optimizer_steps": outcome.optimizer_steps,
+        "seconds": round(seconds, 1), "files": [files.model, files.record, files.folder] if run.chief else [],
     }
     _print(summary, history)
-    if chief:
+    if run.chief:
         with open(os.path.join(files.folder, "summary.json"), "w", encoding="utf-8") as file:
             json.dump(summary, file, indent=2)
     return summary
 
 
-def _monitor(args, model, history, rows):
+def _monitor(config, history, rows):
     keys = set(history.history) | (set(rows[0]) if rows else set())
-    if args.monitor in keys:
-        return args.monitor
-    return "val_predictions_accuracy" if "val_predictions_accuracy" in keys else args.monitor
+    if config.monitor in keys:
+        return config.monitor
+    return "val_predictions_accuracy" if "val_predictions_accuracy" in keys else config.monitor
 
 
 def _best(rows, history, monitor):

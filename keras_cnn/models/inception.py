@@ -15,6 +15,9 @@ Spec and options (CONTRIBUTING.md): a variant's architecture is its spec row (th
 where the auxiliary classifiers attach, SE-Inception's SE ratio); the options are the auxiliary heads for
 training, regularisation and the forms of other releases that apply to the row (GoogLeNet's torchvision
 ``batch_norm``/``kernel_5x5``, BN gamma ``batch_norm_scale``).
+
+(Over 350 lines on purpose: three networks' tables and builders, with the stem and auxiliary-head helpers that
+Inception-v4 and Inception-ResNet reuse.)
 """
 
 import dataclasses
@@ -250,13 +253,18 @@ def _v3_e():
 
 def v3_stem(x, conv):
     """The Inception-v3 / Inception-ResNet-v2 stem up to the 35x35 grid (TF-slim names)."""
+    x = stem_to_4a(x, conv)
+    return keras.layers.MaxPooling2D(3, strides=2, name="maxpool_5a_3x3")(x)
+
+
+def stem_to_4a(x, conv):
+    """The stem Inception-v3 and both Inception-ResNets share, up to ``conv2d_4a_3x3`` (TF-slim names)."""
     x = conv(x, 32, 3, strides=2, padding="valid", name="conv2d_1a_3x3")
     x = conv(x, 32, 3, padding="valid", name="conv2d_2a_3x3")
     x = conv(x, 64, 3, name="conv2d_2b_3x3")
     x = keras.layers.MaxPooling2D(3, strides=2, name="maxpool_3a_3x3")(x)
     x = conv(x, 80, 1, padding="valid", name="conv2d_3b_1x1")
-    x = conv(x, 192, 3, padding="valid", name="conv2d_4a_3x3")
-    return keras.layers.MaxPooling2D(3, strides=2, name="maxpool_5a_3x3")(x)
+    return conv(x, 192, 3, padding="valid", name="conv2d_4a_3x3")
 
 
 V3_STEM_CHANNELS = 192  # conv2d_4a_3x3

@@ -16,7 +16,7 @@ import keras
 from keras_cnn import _validate
 from keras_cnn.layers.inception_blocks import (Conv, ConvBN, Pool, Split, asymmetric, inception_module, reduction_a,
                                                residual_inception_module)
-from keras_cnn.models.inception import v3_stem
+from keras_cnn.models.inception import stem_to_4a, v3_stem
 from keras_cnn.registry import register
 
 # Reduction-A filter numbers (k, l, m, n): seed 003 §4.4 table = paper Table 1. The seed prints m = 256 for
@@ -165,12 +165,7 @@ IR_V1 = InceptionResNetSpec(
 
 def _ir_v1_stem(x, conv):
     """Inception-ResNet-v1 stem (paper Fig. 14): 299 -> 35x35x256."""
-    x = conv(x, 32, 3, strides=2, padding="valid", name="conv2d_1a_3x3")
-    x = conv(x, 32, 3, padding="valid", name="conv2d_2a_3x3")
-    x = conv(x, 64, 3, name="conv2d_2b_3x3")
-    x = keras.layers.MaxPooling2D(3, strides=2, name="maxpool_3a_3x3")(x)
-    x = conv(x, 80, 1, padding="valid", name="conv2d_3b_1x1")
-    x = conv(x, 192, 3, padding="valid", name="conv2d_4a_3x3")
+    x = stem_to_4a(x, conv)
     return conv(x, 256, 3, strides=2, padding="valid", name="conv2d_4b_3x3")
 
 

@@ -3,7 +3,8 @@ stochastic depth: one builder driven by a per-variant table (seed 003 §5-7).
 
 Spec and options (CONTRIBUTING.md): a variant's architecture is its :class:`ResNetSpec` row (depths, widths,
 stem, unit v1/v2, shortcut type, ResNeXt C and d, SE ratio, where a bottleneck strides); the options are
-regularisation and initialisation (stochastic depth, dropout, zero-init of the last BN).
+regularisation and initialisation (stochastic depth, dropout, zero-init of the last BN) and two ablations of any
+row, ``shortcut`` and ``stride_in_1x1`` (default None: the row's value).
 
 Reference implementations the tables and parameter counts follow: torchvision (ResNet, ResNeXt), the authors'
 fb.resnet.torch / resnet-1k-layers code (CIFAR and pre-activation nets), Cadene's pretrainedmodels (SENet).
@@ -36,6 +37,7 @@ class ResNetSpec:
     shortcut_kernel: int = 1  # kernel of a strided projection shortcut (SENet-154: 3)
     conv1_ratio: float = 1.0  # width of the first 1x1 convolution relative to the grouped 3x3 (SENet-154: 0.5)
     preact: bool = False  # v2 unit (He et al. 2016b): BN-ReLU before each convolution, identity path left clean
+    # shortcut and stride_in_1x1 are also ablation options of the builder (None there: this row's value)
     shortcut: str = "B"  # "A" zero-padded identity, "B" projection where the shape changes, "C" always (Table 3)
     cardinality: int = 1  # ResNeXt C (Xie et al. Table 1): groups of the 3x3 convolution
     base_width: int = 64  # ResNeXt d: the grouped 3x3 has C * d * planes / 64 channels
@@ -136,12 +138,18 @@ class _Options:
     zero_init_last: bool
 
 
-def resnet(x, head, *, spec, drop_path_rate=0.0, drop_path_mode="batch", dropout=0.0, zero_init_last=False):
+def resnet(x, head, *, spec, shortcut=None, stride_in_1x1=None, drop_path_rate=0.0, drop_path_mode="batch",
+           dropout=0.0, zero_init_last=False):
     """Residual networks: ResNet (He et al., "Deep Residual Learning for Image Recognition", CVPR 2016), pre-
     activation ResNet (He et al., "Identity Mappings in Deep Residual Networks", ECCV 2016), ResNeXt (Xie et al.,
     "Aggregated Residual Transformations for Deep Neural Networks", CVPR 2017), SENet (Hu et al., "Squeeze-and-
     Excitation Networks", CVPR 2018) and stochastic depth (Huang et al., ECCV 2016); ``spec`` is a
     :class:`ResNetSpec` row.
+
+    Ablations of the row, None keeping the row's value: ``shortcut`` ("A" zero-padded identity, "B" projection
+    where the shape changes, "C" projection on every unit: the paper's Table 3) and ``stride_in_1x1`` (True: a
+    bottleneck strides its first 1x1, as the Caffe/MSRA models and keras.applications ResNet-50; False: its 3x3,
+    as torchvision's "v1.5"; bottleneck rows only).
 
     Options: ``drop_path_rate`` (stochastic depth: drop probability 1 - p_L of the last block, linearly smaller
     for earlier ones), ``drop_path_mode`` ("batch": a block is dropped for the whole mini-batch and not computed,
@@ -152,6 +160,7 @@ def resnet(x, head, *, spec, drop_path_rate=0.0, drop_path_mode="batch", dropout
     1.15x per unit in inference mode, ~1e37 at the output of ResNet-1202).
     """
     _validate.check_choice("drop_path_mode", drop_path_mode, DROP_PATH_MODES)
+    spec = _ablation(spec, shortcut, stride_in_1x1)
     options = _Options(spec, drop_path_mode, _validate.check_bool("zero_init_last", zero_init_last))
     drop_path_rate = _validate.check_rate("drop_path_rate", drop_path_rate)
     dropout = _validate.check_rate("dropout", dropout)
@@ -168,6 +177,19 @@ def resnet(x, head, *, spec, drop_path_rate=0.0, drop_path_mode="batch", dropout
     if spec.preact:  # the extra activation after the last addition (He et al. 2016b, appendix)
         x = _bn_relu(x, "post")
     return head.pooled(x, dropout=dropout)
+
+
+def _ablation(spec, shortcut, stride_in_1x1):
+    """The row with the ablations that are not None; the registered row itself never changes."""
+    changes = {}
+    if shortcut is not None:
+        changes["shortcut"] = _validate.check_choice("shortcut", shortcut, (None, *SHORTCUTS))
+    if stride_in_1x1 is not None:
+        changes["stride_in_1x1"] = _validate.check_bool("stride_in_1x1", stride_in_1x1)
+        if spec.block == "basic":
+            raise ValueError(f"stride_in_1x1 applies only to bottleneck ResNets; this variant has basic blocks "
+                             f"(no 1x1 convolution), so leave it None; received {stride_in_1x1}.")
+    return dataclasses.replace(spec, **changes)
 
 
 def _allow_deep_graph(blocks):
