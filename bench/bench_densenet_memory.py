@@ -173,5 +173,6 @@ def main():
             json.dump({"args": vars(args), "settings": report}, out, indent=1)
     return None
 
+
 if __name__ == "__main__":
     main()

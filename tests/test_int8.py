@@ -57,12 +57,22 @@ def grouped_convs(interpreter):
             and tensors[op["inputs"][1]]["shape"][-1] != tensors[op["inputs"][0]]["shape"][-1]]
 
 
-# the models that run the stricter int8 test in CI (tests/test_export_int8_mobile.py) are slow here
+# CI runs one model per int8 concern (each test trains a model, 30-100 s with oneDNN off); `make test-all` runs
+# all of them. The model that runs the stricter test in CI (tests/test_export_int8_mobile.py) is not repeated here.
+CI_CONCERNS = {
+    "shufflenet_v1_g3": "the int8 form read from the build config: split groups, depthwise shortcut average",
+    "mobilenet_v3_small": "depthwise convolutions, hard swish and the SE gate",
+    "efficientnet_b0": "swish (LOGISTIC) and SE",
+}
 CI_ELSEWHERE = test_export_int8_mobile.CI_MODELS
 
 
+def _slow(name):
+    return name in CI_ELSEWHERE or name not in CI_CONCERNS
+
+
 @pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.xdist_group(f"int8_{n}")]
-                                               + ([pytest.mark.slow] if n in CI_ELSEWHERE else []))
+                                               + ([pytest.mark.slow] if _slow(n) else []))
                                   for n in INT8_MODELS])
 def test_full_integer_tflite_agrees_with_float_model(name, tmp_path):
     keras.utils.set_random_seed(0)
