@@ -44,6 +44,26 @@ def interleave(arms, rounds, warmup=2, calls=1):
     return wall, cpu
 
 
+def worker_result(command, env, label):
+    """Run a benchmark worker process and return the JSON of its last ``RESULT <json>`` line (see
+    :func:`print_result`); a worker that fails or prints none raises with its stderr."""
+    import json
+    import subprocess
+
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode or not lines:
+        raise RuntimeError(f"{label} worker failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def print_result(result):
+    """A worker's answer to :func:`worker_result`: one ``RESULT <json>`` line on stdout."""
+    import json
+
+    print("RESULT " + json.dumps(result), flush=True)
+
+
 def median(values):
     return statistics.median(values)
 

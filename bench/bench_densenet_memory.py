@@ -34,9 +34,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
+
+from _common import machine, print_result, worker_result
 
 # Run from a checkout without installing the package.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -86,11 +87,11 @@ def worker(args):
     hwm = _status_mib("VmHWM:")
     from keras_cnn._compat import onednn_enabled
 
-    print("RESULT " + json.dumps({
-        "mode": args.worker, "onednn": onednn_enabled(), "step_s": statistics.median(times), "cpu_s": statistics.median(cpu_times),
-        "times": times, "cpu_times": cpu_times,
+    print_result({
+        "mode": args.worker, "onednn": onednn_enabled(), "step_s": statistics.median(times),
+        "cpu_s": statistics.median(cpu_times), "times": times, "cpu_times": cpu_times,
         "tensor_peak_mib": peak / MIB, "process_peak_mib": hwm, "process_growth_mib": hwm - rss_before,
-    }))
+    })
 
 
 def _run(mode, args, onednn):
@@ -100,11 +101,7 @@ def _run(mode, args, onednn):
     command = [sys.executable, os.path.abspath(__file__), "--worker", mode, "--model", args.model,
                "--size", str(args.size), "--batch", str(args.batch), "--classes", str(args.classes),
                "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    if done.returncode or not lines:
-        raise RuntimeError(f"{mode} worker failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return worker_result(command, env, mode)
 
 
 def _summary(rounds):
@@ -152,8 +149,6 @@ def main():
     args = parser.parse_args()
     if args.worker:
         return worker(args)
-    from _common import machine
-
     print(machine())
     report = {}
     for onednn in args.onednn:

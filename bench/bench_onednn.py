@@ -19,9 +19,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
+
+from _common import cpu_name, print_result, worker_result
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS = {"off": {"TF_ENABLE_ONEDNN_OPTS": "0"}, "on": {"TF_ENABLE_ONEDNN_OPTS": "1"},
@@ -61,18 +62,14 @@ def worker(calls):
             call()
             times.append(time.perf_counter() - start)
         results[workload] = statistics.median(times)
-    print("RESULT " + json.dumps({"onednn": onednn_enabled(), "seconds": results}))
+    print_result({"onednn": onednn_enabled(), "seconds": results})
 
 
 def _run(setting, calls):
     env = {k: v for k, v in os.environ.items() if k not in ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA")}
     env.update(SETTINGS[setting])
-    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", "--calls", str(calls)],
-                          capture_output=True, text=True, env=env, check=False)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    if done.returncode or not lines:
-        raise RuntimeError(f"{setting} worker failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return worker_result([sys.executable, os.path.abspath(__file__), "--worker", "--calls", str(calls)], env,
+                         setting)
 
 
 def _table(rounds, settings):
@@ -99,8 +96,6 @@ def main():
     if args.worker:
         return worker(args.calls)
     settings = ["off"] + [s for s in args.settings if s != "off"]
-    from _common import cpu_name
-
     print(f"{cpu_name()}, {os.cpu_count()} cores; settings {', '.join(settings)}; {args.rounds} rounds", flush=True)
     rounds = []
     for index in range(args.rounds):

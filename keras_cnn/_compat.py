@@ -19,8 +19,8 @@ def producer(tensor):
     ``_inbound_nodes``. Keras has no public graph walk from an output back through a functional model (only
     ``layer.input``, which is ambiguous for a layer called more than once). Used by ``keras_cnn.fcn.to_fcn``;
     tests/test_fcn.py."""
-    layer, node_index, _ = tensor._keras_history
-    return layer, layer._inbound_nodes[node_index].input_tensors
+    found = node(tensor)
+    return found.operation, found.input_tensors
 
 
 def node(tensor):

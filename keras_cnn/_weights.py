@@ -61,8 +61,12 @@ def canonical_weights(model):
 
 def canonical_shapes(model):
     """``{key: shape}`` of the canonical weights, without reading their values."""
+    return _shapes(slots(model))
+
+
+def _shapes(found):
     shapes = {}
-    for slot in slots(model):
+    for slot in found:
         shape = tuple(slot.variable.shape)
         shapes[slot.key] = (*shape[:-1], shape[-1] * slot.parts) if shape else shape
     return shapes
@@ -71,8 +75,8 @@ def canonical_shapes(model):
 def assign(model, weights, *, keep=()):
     """Set every variable of ``model`` from canonical ``weights``; keys in ``keep`` (and absent from ``weights``)
     stay as they are. Raises ``ValueError`` naming the first missing or misshapen key."""
-    expected = canonical_shapes(model)
-    for key, shape in expected.items():
+    found = slots(model)
+    for key, shape in _shapes(found).items():
         if key in keep:
             continue
         if key not in weights:
@@ -80,7 +84,7 @@ def assign(model, weights, *, keep=()):
         if tuple(np.shape(weights[key])) != shape:
             raise ValueError(f"weight {key!r} has shape {tuple(np.shape(weights[key]))}; model {model.name!r} "
                              f"needs {shape}.")
-    for slot in slots(model):
+    for slot in found:
         if slot.key in keep:
             continue
         value = weights[slot.key]

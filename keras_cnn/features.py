@@ -21,7 +21,7 @@ valid convolutions make those ratios no power of two):
 import keras
 
 from keras_cnn._compat import node, producer
-from keras_cnn.model import model_config, rebuild
+from keras_cnn.model import has_config, model_config, rebuild
 from keras_cnn.registry import build
 
 _RESIZING = (keras.layers.ZeroPadding2D, keras.layers.Cropping2D)  # change the size, not the stride
@@ -74,7 +74,7 @@ def _trunk(model_or_name, build_args):
     if not isinstance(model_or_name, keras.Model):
         raise TypeError(f"model_or_name must be a registered model name (see keras_cnn.list_models()) or a "
                         f"keras.Model; received {type(model_or_name).__name__}.")
-    if getattr(model_or_name, "_keras_cnn_config", None) is None:
+    if not has_config(model_or_name):
         if not build_args and _is_trunk(model_or_name):
             return model_or_name
         raise ValueError(f"feature_extractor needs a registered model name (keras_cnn.list_models()), a model made "

@@ -83,6 +83,11 @@ def _decode(value):
     return value
 
 
+def has_config(model):
+    """Whether ``model`` carries a keras_cnn build config (made by :func:`keras_cnn.build` or derived here)."""
+    return getattr(model, "_keras_cnn_config", None) is not None
+
+
 def model_config(model):
     """The :func:`keras_cnn.build` arguments of ``model``: ``build(**model_config(model))`` rebuilds it.
 
@@ -93,14 +98,13 @@ def model_config(model):
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"model must be a keras.Model made by keras_cnn.build; received {type(model).__name__}.")
-    stored = getattr(model, "_keras_cnn_config", None)
-    if stored is None:
+    if not has_config(model):
         raise ValueError(
             f"model {model.name!r} ({type(model).__name__}) carries no keras_cnn build config: it was not made by "
             "keras_cnn.build (or was re-wrapped, e.g. by keras.Model(model.inputs, ...), or saved by keras_cnn "
             "< 0.2). Build it with keras_cnn.build and load the weights into it."
         )
-    return {key: _decode(value) for key, value in json.loads(stored).items()}
+    return {key: _decode(value) for key, value in json.loads(model._keras_cnn_config).items()}
 
 
 def rebuild(model, **changes):
@@ -186,7 +190,7 @@ def inference_model(model):
         raise ValueError(f"model has no 'predictions' output to keep; its outputs are {names}.")
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
     output = model.outputs[names.index("predictions")]
-    if getattr(model, "_keras_cnn_config", None) is None:
+    if not has_config(model):
         return keras.Model(inputs, output, name=model.name)
     return stored_config(inputs, output, model.name, {**model_config(model), "aux_logits": False})
 
@@ -212,7 +216,7 @@ def int8_form(model):
     """
     from keras_cnn import registry
 
-    if getattr(model, "_keras_cnn_config", None) is None:
+    if not has_config(model):
         return model
     config = model_config(model)
     wanted = registry.get(config["model_name"]).int8_options
@@ -239,6 +243,6 @@ def _check_same_function(model, form):
 def clone(model):
     """``keras.models.clone_model(model)`` (new layers, fresh weights) that keeps the build config."""
     twin = keras.models.clone_model(model)
-    if getattr(model, "_keras_cnn_config", None) is None:
+    if not has_config(model):
         return twin
     return stored_config(twin.inputs, twin.outputs, twin.name, model_config(model))
