@@ -96,16 +96,19 @@ class Head:
 
 
 def check_weights(weights):
-    """``weights`` is None or the path of an existing ``.weights.h5`` file; nothing pretrained is bundled."""
+    """``weights`` is None or the path of an existing weights file: a Keras ``.weights.h5`` or an upstream
+    checkpoint (``.pth``/``.pt``, ``.safetensors``, keras.applications ``.h5``, ``.npz``; see
+    :mod:`keras_cnn.weights`). Nothing pretrained is bundled or downloaded."""
     if weights is None:
         return None
     if not isinstance(weights, (str, os.PathLike)):
-        raise TypeError(f"weights must be None or a path to a '.weights.h5' file; received {weights!r}.")
+        raise TypeError(f"weights must be None or a path to a weights file; received {weights!r}.")
     path = os.fspath(weights)
-    if not path.endswith(".weights.h5"):
+    if path in ("imagenet",):
         raise ValueError(
-            "weights must be None (random initialisation) or a path to a '.weights.h5' file; keras_cnn bundles "
-            f"no pretrained weights (no 'imagenet' download); received {weights!r}."
+            "weights='imagenet' is not downloaded by keras_cnn: pass the path of a torchvision, timm or "
+            "keras.applications checkpoint (see keras_cnn.weights.upstreams() and the README's coverage table); "
+            f"received {weights!r}."
         )
     if not os.path.isfile(path):
         raise ValueError(f"weights file {path!r} does not exist.")

@@ -45,19 +45,29 @@ class CNNModel(keras.Model):
         super().__init__(*args, **kwargs)
         # a JSON string: Keras's attribute tracking would wrap a dict, and the config must stay as built
         self._keras_cnn_config = None if build_config is None else json.dumps(build_config)
+        self._keras_cnn_weights = None
+
+    def set_weights_info(self, info):
+        """Record where the weights came from and the checkpoint's preprocessing (a JSON-serialisable dict, see
+        :func:`keras_cnn.weights.checkpoint_info`); saved with the model."""
+        self._keras_cnn_weights = None if info is None else json.dumps(info)
 
     def get_config(self):
         config = super().get_config()
         if self._keras_cnn_config is not None:
             config["keras_cnn"] = json.loads(self._keras_cnn_config)
+        if getattr(self, "_keras_cnn_weights", None) is not None:
+            config["keras_cnn_weights"] = json.loads(self._keras_cnn_weights)
         return config
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         build_config = config.pop("keras_cnn", None)
+        weights_info = config.pop("keras_cnn_weights", None)
         model = super().from_config(config, custom_objects=custom_objects)
         model._keras_cnn_config = None if build_config is None else json.dumps(build_config)
+        model.set_weights_info(weights_info)
         return model
 
 
@@ -81,6 +91,19 @@ def _decode(value):
     if isinstance(value, dict):
         return keras.saving.deserialize_keras_object(value["keras"])
     return value
+
+
+def weights_info(model):
+    """What ``model`` records of the checkpoint its weights came from (``source``, ``upstream``, ``file``,
+    ``preprocessing``), or None."""
+    info = getattr(model, "_keras_cnn_weights", None)
+    return None if info is None else json.loads(info)
+
+
+def _with_info(target, model):
+    """``target`` carrying ``model``'s checkpoint record (its weights came from there)."""
+    target.set_weights_info(weights_info(model))
+    return target
 
 
 def has_config(model):
@@ -137,7 +160,7 @@ def rebuild(model, **changes):
         changes["aux_logits"] = False  # a trunk has no auxiliary classifiers either
     target = registry.build(**{**config, **changes})
     _move_weights(model, target, config, changes)
-    return target
+    return _with_info(target, model)
 
 
 def _move_weights(source, target, config, changes):
@@ -192,7 +215,8 @@ def inference_model(model):
     output = model.outputs[names.index("predictions")]
     if not has_config(model):
         return keras.Model(inputs, output, name=model.name)
-    return stored_config(inputs, output, model.name, {**model_config(model), "aux_logits": False})
+    return _with_info(stored_config(inputs, output, model.name, {**model_config(model), "aux_logits": False}),
+                      model)
 
 
 @contextlib.contextmanager
@@ -245,4 +269,4 @@ def clone(model):
     twin = keras.models.clone_model(model)
     if not has_config(model):
         return twin
-    return stored_config(twin.inputs, twin.outputs, twin.name, model_config(model))
+    return _with_info(stored_config(twin.inputs, twin.outputs, twin.name, model_config(model)), model)

@@ -110,6 +110,7 @@ def build(
     classes=1000,
     classifier_activation="softmax",
     weights=None,
+    weights_source=None,
     name=None,
     dtype=None,
     **options,
@@ -118,17 +119,30 @@ def build(
 
     Arguments follow ``keras.applications``: ``include_top`` keeps the classifier; otherwise ``pooling``
     (None, "avg" or "max") reduces the last feature map. ``classifier_activation`` is None (logits) or a Keras
-    activation. ``weights`` is None (random initialisation) or a path to a ``.weights.h5`` file; no pretrained
-    weights are bundled. ``dtype`` is a Keras dtype policy name (e.g. ``"mixed_bfloat16"``) for this model's
+    activation. ``weights`` is None (random initialisation), a Keras ``.weights.h5`` file, or an upstream
+    checkpoint file (torchvision/timm ``.pth``/``.safetensors``, keras.applications ``.h5``; see
+    :mod:`keras_cnn.weights`): its form is recognised (``weights_source``, e.g. ``"timm"``, narrows the choice),
+    the options it needs are set, every tensor is converted and checked, and its preprocessing is recorded with
+    the model (:func:`keras_cnn.weights.checkpoint_info`); with other ``classes`` the classifier starts fresh.
+    Nothing is downloaded. ``dtype`` is a Keras dtype policy name (e.g. ``"mixed_bfloat16"``) for this model's
     layers; None uses the global policy. ``options`` are the family's variant options (see
     ``keras_cnn.registry.get(name).options``); an unknown option is a ``TypeError`` naming it.
 
     The model is a :class:`keras_cnn.model.CNNModel` carrying these arguments (:func:`keras_cnn.model_config`).
     """
     entry = get(model_name)
+    weights = _head.check_weights(weights)
+    checkpoint = None
+    if weights is not None and not weights.endswith(".weights.h5"):
+        from keras_cnn.weights import _convert, _readers
+
+        checkpoint = _readers.read_checkpoint(weights)
+        upstream = _convert.detect(entry.name, checkpoint, weights_source)
+        options = _convert.build_options(upstream, options)
+    elif weights_source is not None:
+        raise ValueError(f"weights_source applies to upstream checkpoints; received weights={weights!r}.")
     options = _merge_options(entry, options)
     head = _head.Head.create(include_top, pooling, classes, classifier_activation)
-    weights = _head.check_weights(weights)
     if name is not None and not isinstance(name, str):
         raise TypeError(f"name must be a string or None; received {name!r}.")
     import keras
@@ -143,7 +157,10 @@ def build(
               "input_shape": tuple(img_input.shape[1:]),
               "name": name or entry.name, "dtype": dtype, **options}
     model = _model.stored_config(inputs, outputs, name or entry.name, config)
-    if weights is not None:
+    if checkpoint is not None:
+        _convert.load_checkpoint(model, checkpoint, source=upstream.key)
+        model.set_weights_info(_convert.provenance(upstream, checkpoint))
+    elif weights is not None:
         model.load_weights(weights)
     return model
 

@@ -121,7 +121,7 @@ BUILD = [
     case("input-shape-variable-flatten", lambda: build(input_shape=(None, None, 1)), ValueError,
          "'lenet5' flattens", "fixed height and width"),
     case("input-tensor", lambda: build(input_tensor=X), TypeError, "input_tensor must be a Keras tensor", "ndarray"),
-    case("weights-imagenet", lambda: build(weights="imagenet"), ValueError, "no pretrained weights",
+    case("weights-imagenet", lambda: build(weights="imagenet"), ValueError, "is not downloaded by keras_cnn",
          "'imagenet'"),
     case("weights-missing", lambda: build(weights="missing.weights.h5"), ValueError,
          "weights file 'missing.weights.h5' does not exist"),
