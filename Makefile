@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 EXTRAS ?= cpu,dev
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 
-.PHONY: demo test test-all test-exports install clean
+.PHONY: demo test test-all test-exports install clean goldens goldens-env
 
 install: $(STAMP)
 
@@ -48,5 +48,23 @@ test-exports: $(STAMP)
 		| xargs -P $(EXPORT_JOBS) -I{} $(PY) -m pytest -q -p no:cacheprovider -m "slow or not slow" \
 		"tests/test_export_all.py::test_exports_agree_with_keras[{}]"
 
+# Reference logits of torchvision/timm for the weight-converter tests (tests/goldens/, committed): a separate venv
+# with torch, torchvision and timm (a few GB), never needed by `make test`. GOLDENS_ARGS, e.g.
+# --only "timm:*" --force, selects and rewrites; without --force existing goldens are only re-checked.
+REF_VENV ?= .venv-goldens
+REF_STAMP := $(REF_VENV)/.installed
+GOLDENS_ARGS ?=
+goldens-env: $(REF_STAMP)
+
+$(REF_STAMP): setup.py
+	test -x $(REF_VENV)/bin/python || $(PYTHON) -m venv $(REF_VENV)
+	$(REF_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(REF_VENV)/bin/python -m pip install --quiet -e ".[cpu,reference]"
+	touch $(REF_STAMP)
+
+goldens: $(REF_STAMP)
+	TF_CPP_MIN_LOG_LEVEL=2 $(REF_VENV)/bin/python tools/make_torch_sample.py
+	TF_CPP_MIN_LOG_LEVEL=2 $(REF_VENV)/bin/python tools/make_goldens.py $(GOLDENS_ARGS)
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(REF_VENV) build *.egg-info .pytest_cache

@@ -28,6 +28,8 @@ setup(
         "plots": ["matplotlib>=3.7"],
         "data": DATA,
         "export": EXPORT,
+        # `make goldens`: the upstream libraries whose outputs the weight converters are tested against
+        "reference": ["torch>=2.4", "torchvision>=0.19", "timm>=1.0"],
         "dev": ["pytest>=8", "pytest-xdist>=3.5", "matplotlib>=3.7", *EXPORT, *DATA],
     },
 )

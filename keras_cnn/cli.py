@@ -1,16 +1,16 @@
-"""The ``keras-cnn`` command line: ``keras-cnn train | evaluate | predict | export | profile`` (``apps/*.py`` are the
-same).
+"""The ``keras-cnn`` command line: ``keras-cnn train | evaluate | predict | export | profile | convert-weights``
+(``apps/*.py`` are the same).
 
-Each command lives in ``keras_cnn.app.<command>``; this module dispatches and turns a user mistake (a
-``ValueError``, ``TypeError`` or missing file raised with a message naming the flag) into a one-line error
-instead of a traceback.
+Each command lives in ``keras_cnn.app.<command>`` (dashes as underscores); this module dispatches and turns a
+user mistake (a ``ValueError``, ``TypeError`` or missing file raised with a message naming the flag) into a
+one-line error instead of a traceback.
 """
 
 import ast
 import importlib
 import sys
 
-COMMANDS = ("train", "evaluate", "predict", "export", "profile")
+COMMANDS = ("train", "evaluate", "predict", "export", "profile", "convert-weights")
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError)
 
 
@@ -30,7 +30,7 @@ def parse_options(pairs):
 
 def command(name):
     """The module of a command (``parser()``, ``run(args)``, ``main(argv)``)."""
-    return importlib.import_module(f"keras_cnn.app.{name}")
+    return importlib.import_module(f"keras_cnn.app.{name.replace('-', '_')}")
 
 
 def main(argv=None):

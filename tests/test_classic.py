@@ -6,8 +6,9 @@ import pytest
 
 import keras_cnn
 from keras_cnn import registry
+from keras_cnn.layers import LocalResponseNormalization
 
-NAMES = ["lenet5", "alexnet", "vgg11", "vgg11_lrn", "vgg13", "vgg16_c", "vgg16", "vgg19",
+NAMES = ["lenet5", "alexnet", "alexnet_owt", "vgg11", "vgg11_lrn", "vgg13", "vgg16_c", "vgg16", "vgg19",
          "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn", "nin"]
 
 
@@ -61,6 +62,20 @@ def test_alexnet_two_gpu_groups():
         keras_cnn.build("alexnet", groups=3)
 
 
+def test_alexnet_owt_is_torchvisions_one_gpu_column():
+    """torchvision's alexnet (cuda-convnet2's layers-imagenet-1gpu.cfg): 64-192-384-256-256 filters, conv1 padded
+    by 2 on every side, no LRN, the same 6x6x256 map at 224x224 as the paper's model at 227x227."""
+    model = keras_cnn.build("alexnet_owt")
+    assert shapes(model, ["conv1_pad", "conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5",
+                          "fc6", "fc7", "predictions"]) == {
+        "conv1_pad": (228, 228, 3), "conv1": (55, 55, 64), "pool1": (27, 27, 64), "conv2": (27, 27, 192),
+        "pool2": (13, 13, 192), "conv3": (13, 13, 384), "conv4": (13, 13, 256), "conv5": (13, 13, 256),
+        "pool5": (6, 6, 256), "fc6": (4096,), "fc7": (4096,), "predictions": (1000,)}
+    assert not any(isinstance(layer, LocalResponseNormalization) for layer in model.layers)
+    grouped = keras_cnn.build("alexnet_owt", groups=2, include_top=False)
+    assert [grouped.get_layer(f"conv{i}").kernel.shape[2] for i in (2, 4, 5)] == [32, 192, 128]
+
+
 @pytest.mark.parametrize("name, convs, one_by_one", [
     ("vgg11", 8, 0), ("vgg13", 10, 0), ("vgg16_c", 13, 3), ("vgg16", 13, 0), ("vgg19", 16, 0)])
 def test_vgg_columns_of_table_1(name, convs, one_by_one):
@@ -97,7 +112,7 @@ def test_nin_reproduces_the_caffe_6x6_map_at_224():
     assert headless.output_shape == (None, 6, 6, 1024)
 
 
-@pytest.mark.parametrize("name", ["lenet5", "alexnet", "vgg16", "nin"])
+@pytest.mark.parametrize("name", ["lenet5", "alexnet", "alexnet_owt", "vgg16", "nin"])
 def test_declared_minimum_input_is_tight(name):
     """One pixel below ``min_input`` the architecture itself cannot be built (validation bypassed)."""
     entry = registry.get(name)

@@ -201,7 +201,8 @@ def test_spec_row_errors_name_the_field(changes, error, match):
 @pytest.mark.parametrize("options, error, match", [
     ({"dropout": 1.0}, ValueError, r"dropout must be in \[0, 1\); received 1.0"),
     ({"memory_efficient": "yes"}, TypeError, "memory_efficient must be True or False"),
-    ({"growth_rate": 12}, TypeError, "Unknown option.*'growth_rate'.*its options are: dropout, memory_efficient"),
+    ({"growth_rate": 12}, TypeError,
+     "Unknown option.*'growth_rate'.*its options are: bn_epsilon, dropout, memory_efficient"),
 ])
 def test_option_errors_name_the_argument(options, error, match):
     with pytest.raises(error, match=match):
@@ -218,5 +219,5 @@ def test_variants_are_spec_rows_of_the_paper_tables():
     bc190 = registry.get("densenet_bc_190")
     assert bc190.spec == DenseNetSpec((31,) * 3, 40, "cifar", init_features=None, compression=0.5,
                                       bottleneck_width=4)
-    assert bc190.options == {"dropout": 0.0, "memory_efficient": False}
+    assert bc190.options == {"dropout": 0.0, "memory_efficient": False, "bn_epsilon": 1e-5}
     assert (bc190.default_input, bc190.min_input, registry.get("densenet121").min_input) == ((32, 32, 3), 4, 29)

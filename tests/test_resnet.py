@@ -198,8 +198,13 @@ def test_spec_row_errors_name_the_field(changes, error, match):
     ({"shortcut": "D"}, ValueError, "shortcut must be one of None, 'A', 'B', 'C'; received 'D'"),
     ({"stride_in_1x1": 1}, TypeError, r"stride_in_1x1 must be True or False; received 1 \(int\)"),
     ({"stride_in_1x1": True}, ValueError, "stride_in_1x1 applies only to bottleneck ResNets.*received True"),
-    ({"preact": True}, TypeError, "Unknown option.*'preact'.*its options are: drop_path_mode, drop_path_rate, "
-                                  "dropout, shortcut, stride_in_1x1, zero_init_last"),
+    ({"preact": True}, TypeError, "Unknown option.*'preact'.*its options are: conv_bias, downsample, "
+                                  "drop_path_mode, drop_path_rate, dropout, shortcut, stem_norm, stride_in_1x1, "
+                                  "zero_init_last"),
+    ({"downsample": "middle"}, ValueError, "downsample must be one of 'first', 'last'; received 'middle'"),
+    ({"stem_norm": 0}, TypeError, r"stem_norm must be True or False; received 0 \(int\)"),
+    ({"stem_norm": False}, ValueError, "stem_norm applies only to pre-activation.*leave it True; received False"),
+    ({"conv_bias": True}, ValueError, "conv_bias applies only to pre-activation.*leave it False; received True"),
 ])
 def test_option_errors_name_the_argument(options, error, match):
     with pytest.raises(error, match=match):

@@ -5,6 +5,8 @@ names, the TFLite sidecar's pixel transform, the int8 calibration images (its tr
 verification images (its test data); every export's top-1 agreement with Keras on the whole test split is
 printed and, with ``--report``, added to the JSON report. Files: ``<output>/<name>/<version>/`` (SavedModel),
 ``<name>.tflite`` (float32), ``<name>.<quantization>.tflite``, ``<name>.onnx``, ``<name>.preprocessing.json``.
+A model whose weights came from an upstream checkpoint (``keras-cnn convert-weights``) and has no record takes
+the checkpoint's preprocessing (mean, std, resize ratio; classes named by index).
 """
 
 import argparse
@@ -27,7 +29,8 @@ def parser():
     source.add_argument("--model", help="registered model name to build (random weights unless --weights)")
     source.add_argument("--from", dest="from_path", metavar="PATH.keras", help="a saved .keras model to export")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="model option (repeatable)")
-    p.add_argument("--weights", help="with --model: a .weights.h5 file to load")
+    p.add_argument("--weights", help="with --model: a .weights.h5 file or an upstream checkpoint (.pth, "
+                                     ".safetensors, keras.applications .h5) to load")
     p.add_argument("--classes", type=flags.integer(1), default=1000, help="with --model: number of classes")
     p.add_argument("--image-size", type=flags.integer(1), help="with --model: input height and width")
     p.add_argument("--channels", type=flags.integer(1), help="with --model: input channels (default: the model's)")
@@ -70,6 +73,8 @@ def run(args):
     model = _load_model(args)
     record = preprocessing.find(args.from_path, args.preprocessing) if args.from_path or args.preprocessing \
         else None
+    if record is None:
+        record = _checkpoint_record(args, model)
     if "tflite" in formats and "int8" in quantizations and not (args.representative or (record and record.data)):
         raise ValueError("--quantization int8 needs --representative digits | tfds:NAME[:SPLIT] | folder:PATH "
                          "(or --from a model with a preprocessing record); received neither.")
@@ -148,6 +153,15 @@ def _load_model(args):
     return keras_cnn.build(args.model, input_shape=(args.image_size or height, args.image_size or width,
                                                     args.channels or channels),
                            classes=args.classes, weights=args.weights, **parse_options(args.option))
+
+
+def _checkpoint_record(args, model):
+    """The preprocessing of the checkpoint a model's weights came from (None for other models)."""
+    from keras_cnn.app import preprocessing, runners
+
+    reason = f"no {preprocessing.record_path(args.from_path)}" if args.from_path \
+        else f"no preprocessing record for --model {args.model}"
+    return runners.checkpoint_record(model, reason)
 
 
 def _representative(args, model, record):

@@ -22,6 +22,8 @@ from keras_cnn.callbacks import ClassificationMetrics
 from keras_cnn.model import inference_model
 
 MAXIMIZED = ("acc", "auc", "f1", "precision", "recall")
+# The files keras.callbacks.BackupAndRestore keeps in its folder (its double checkpoint adds ".bkp" copies).
+BACKUP_WEIGHTS, BACKUP_METADATA = "latest.weights.h5", "training_metadata.json"
 # What ValidationMetrics (multiclass, no per-class keys) adds to every epoch's logs.
 VALIDATION_KEYS = tuple(f"val_{metric}_{average}" for metric in ("pr_auc", "roc_auc", "f1")
                         for average in ("macro", "micro"))
@@ -116,11 +118,28 @@ def resolve_monitor(monitor, outputs, custom=False):
 
 def resume_epoch(backup_dir):
     """The epoch a run restored from ``backup_dir`` starts at (0 when there is no backup)."""
-    path = os.path.join(backup_dir, "training_metadata.json")
+    path = os.path.join(backup_dir, BACKUP_METADATA)
     if not os.path.isfile(path):
         return 0
     with open(path, encoding="utf-8") as file:
         return int(json.load(file)["epoch"])
+
+
+def hand_over_backup(model, backup_dir):
+    """Turn the backup the first phase of ``--freeze-backbone`` left (its weights, its classifier-only optimizer,
+    its last epoch) into the start of the second phase: the same weights with the second phase's fresh
+    optimizer, built here (call after compiling, in the strategy's scope). A run killed before the second phase's
+    first backup then resumes into it with an optimizer state that fits (Keras would skip a mismatched one with a
+    warning)."""
+    if not os.path.isfile(os.path.join(backup_dir, BACKUP_METADATA)):
+        return
+    model.optimizer.build(model.trainable_variables)
+    staging = os.path.join(backup_dir, "handover.weights.h5")
+    model.save_weights(staging)
+    os.replace(staging, os.path.join(backup_dir, BACKUP_WEIGHTS))
+    for name in (BACKUP_WEIGHTS, BACKUP_METADATA):  # the double checkpoint's previous copies are phase 1's
+        if os.path.isfile(os.path.join(backup_dir, f"{name}.bkp")):
+            os.remove(os.path.join(backup_dir, f"{name}.bkp"))
 
 
 def read_log(path):
@@ -154,9 +173,10 @@ def best_logged(rows, monitor):
     return max(values) if mode(monitor) == "max" else min(values)
 
 
-def standard(files, *, validation, class_names, monitor, patience, resume_from, backup=True,
+def standard(files, *, validation, class_names, monitor, patience, resume_from, backup=True, keep_backup=False,
              progress_file=None, tensorboard_dir=None):
-    """The callback list of ``keras-cnn train`` (``files``: a ``RunFiles``)."""
+    """The callback list of ``keras-cnn train`` (``files``: a ``RunFiles``). ``keep_backup`` leaves the backup
+    when training ends (the first phase of ``--freeze-backbone``: the second takes it over)."""
     callbacks = [ValidationMetrics(validation, class_names=class_names), keras.callbacks.TerminateOnNaN()]
     rows = trim_log(files.log, resume_from)
     callbacks.append(keras.callbacks.CSVLogger(files.log, append=True))
@@ -164,7 +184,8 @@ def standard(files, *, validation, class_names, monitor, patience, resume_from, 
         files.best, monitor=monitor, mode=mode(monitor), save_best_only=True, save_weights_only=True,
         initial_value_threshold=best_logged(rows, monitor) if os.path.isfile(files.best) else None))
     if backup:
-        callbacks.append(keras.callbacks.BackupAndRestore(files.backup, double_checkpoint=True))
+        callbacks.append(keras.callbacks.BackupAndRestore(files.backup, double_checkpoint=True,
+                                                          delete_checkpoint=not keep_backup))
     if patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode(monitor), patience=patience))
     if tensorboard_dir:

@@ -4,8 +4,9 @@ The record is a JSON file ``<stem>.preprocessing.json`` beside the model: ``save
 exports ``saved_models/lenet5/1/``, ``lenet5.tflite``, ``lenet5.int8.tflite``, ``lenet5.onnx`` all share
 ``saved_models/lenet5.preprocessing.json``. Images enter as floats in [0, 1] of any size and channel count; they
 are brought to the model's channels, resized to ``resize``, centre-cropped to ``input_size`` when ``resize`` is
-larger, and normalised per channel as ``(x - mean) / std``. Normalisation lives outside the model (no Lambda
-layers), so deployed models expect these inputs, as the TFLite sidecar's byte-level ``preprocessing`` says.
+larger, and normalised per channel as ``(x - mean) / std`` (normalization "checkpoint": the mean and std of the
+upstream checkpoint the weights came from). Normalisation lives outside the model (no Lambda layers), so
+deployed models expect these inputs, as the TFLite sidecar's byte-level ``preprocessing`` says.
 """
 
 import dataclasses
@@ -17,12 +18,13 @@ import numpy as np
 from keras_cnn import _validate
 from keras_cnn._images import match_channels  # the one channel rule (also for files)
 
-NORMALIZATIONS = ("auto", "unit", "symmetric", "mean", "standardize")
+NORMALIZATIONS = ("auto", "unit", "symmetric", "mean", "standardize", "checkpoint")
 SUFFIX = ".preprocessing.json"
 MODEL_SUFFIXES = (".keras", ".tflite", ".onnx")
 QUANTIZATION_TAGS = (".int8", ".float16", ".dynamic")
 # Paper conventions for --normalization auto: Inception/Xception scale to [-1, 1] (TF-slim), AlexNet and VGG
 # subtract the mean RGB of the training set; the others (batch-normalised or LeNet) take [0, 1] as it is.
+# "checkpoint" is the mean and std an upstream checkpoint was trained with (keras_cnn.weights.checkpoint_info).
 FAMILY_NORMALIZATION = {"inception": "symmetric", "xception": "symmetric", "alexnet": "mean", "vgg": "mean"}
 
 
@@ -65,11 +67,14 @@ class Preprocessing:
         return {**dataclasses.asdict(self), "pixel_transform": self.pixel_transform()}
 
 
-def create(input_shape, class_names, *, normalization="unit", images=None, resize=None, model=None, data=None):
-    """A record for a model input ``(height, width, channels)``; ``images`` (train, [0, 1]) give the statistics."""
+def create(input_shape, class_names, *, normalization="unit", images=None, resize=None, model=None, data=None,
+           statistics=None):
+    """A record for a model input ``(height, width, channels)``; ``images`` (train, [0, 1]) give the statistics
+    of "mean" and "standardize", ``statistics`` (``(mean, std)``, one value or one per channel) those of
+    "checkpoint"."""
     height, width, channels = input_shape
     _validate.check_choice("normalization", normalization, NORMALIZATIONS[1:])
-    mean, std = _statistics(normalization, images, channels)
+    mean, std = _statistics(normalization, images, channels, statistics)
     resize = tuple(resize or (height, width))
     if resize[0] < height or resize[1] < width:
         raise ValueError(f"resize must be at least the model input {height}x{width}; received {resize}.")
@@ -83,7 +88,29 @@ def resolve_normalization(requested, family):
     return FAMILY_NORMALIZATION.get(family, "unit") if requested == "auto" else requested
 
 
-def _statistics(normalization, images, channels):
+def from_checkpoint(info, input_shape, class_names, *, model=None):
+    """The record of a model whose weights came from an upstream checkpoint (``info``:
+    :func:`keras_cnn.weights.checkpoint_info`): the checkpoint's mean and std, and its resize-to-crop ratio
+    (e.g. 256 -> 224) at the model's input size (a free height or width takes the checkpoint's)."""
+    recorded = info["preprocessing"]
+    crop, resize = recorded["input_size"], recorded["resize"]
+    height, width, channels = input_shape
+    height, width = height or crop[0], width or crop[1]
+    scaled = (round(height * resize[0] / crop[0]), round(width * resize[1] / crop[1]))
+    return create((height, width, channels), class_names, normalization="checkpoint", resize=scaled, model=model,
+                  statistics=(recorded["mean"], recorded["std"]))
+
+
+def describe_checkpoint(info):
+    """``torchvision:resnet50 (resnet50-11ad3fa6.pth)``: where a model's weights came from."""
+    return f"{info['source']}:{info['upstream']} ({info['file']})"
+
+
+def _statistics(normalization, images, channels, statistics=None):
+    if normalization == "checkpoint":
+        if statistics is None:
+            raise ValueError("normalization='checkpoint' needs the checkpoint's (mean, std); received None.")
+        return _per_channel("mean", statistics[0], channels), _per_channel("std", statistics[1], channels)
     if normalization == "unit":
         return (0.0,) * channels, (1.0,) * channels
     if normalization == "symmetric":
@@ -95,6 +122,16 @@ def _statistics(normalization, images, channels):
     std = tuple(float(max(s, 1e-3)) for s in pixels.std(axis=0)) if normalization == "standardize" \
         else (1.0,) * channels
     return mean, std
+
+
+def _per_channel(name, values, channels):
+    values = tuple(float(v) for v in values)
+    if len(values) == 1:
+        return values * channels
+    if len(values) != channels:
+        raise ValueError(f"the checkpoint's {name} must have one value or one per channel ({channels}); received "
+                         f"{list(values)}.")
+    return values
 
 
 def centre_crop(x, size):
@@ -114,11 +151,15 @@ def record_path(model_path):
     return path + SUFFIX
 
 
-def save(record, path):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as file:
-        json.dump(record.to_json(), file, indent=2)
-    return path
+def save(record, path, *, overwrite=True):
+    """Write ``record`` to ``path`` whole (:func:`keras_cnn.app.atomic.write_whole`)."""
+    from keras_cnn.app import atomic
+
+    def write(staging):
+        with open(staging, "w", encoding="utf-8") as file:
+            json.dump(record.to_json(), file, indent=2)
+
+    return atomic.write_whole(path, write, overwrite=overwrite)
 
 
 def load(path):

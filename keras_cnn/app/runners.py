@@ -104,18 +104,53 @@ def _onnx(path, batch_size):
 
 
 def open_model(path, record_path=None):
-    """``(runner, record)``: the model and its preprocessing record (a [0, 1] default, said so, without one)."""
+    """``(runner, record)``: the model and its preprocessing record. Without a record beside it, a ``.keras``
+    model loaded from an upstream checkpoint uses that checkpoint's preprocessing, any other model a [0, 1]
+    default; a note line says which."""
     from keras_cnn.app import preprocessing
 
     runner = load(path)
     record = preprocessing.find(path, record_path)
-    if record is None:
-        height, width, channels = runner.input_shape
-        if None in (height, width, channels):
-            raise ValueError(f"{path!r} has no {preprocessing.SUFFIX} beside it and accepts any input size; pass "
-                             f"--preprocessing with the record written by keras-cnn train.")
-        classes = runner.predict(np.zeros((1, height, width, channels), "float32")).shape[-1]
-        record = preprocessing.create((height, width, channels), [str(i) for i in range(classes)])
-        print(f"note: no {preprocessing.record_path(path)}; assuming inputs in [0, 1] resized to {height}x{width} "
-              "and classes named by index.")
-    return runner, record
+    if record is None and runner.model is not None:
+        record = checkpoint_record(runner.model, f"no {preprocessing.record_path(path)}")
+    return runner, record if record is not None else _default_record(runner, path)
+
+
+def checkpoint_record(model, reason):
+    """The preprocessing record of a model whose weights came from an upstream checkpoint (its classes named by
+    index), with a note line starting with ``reason``; None for any other model."""
+    from keras_cnn.app import preprocessing
+    from keras_cnn.weights import checkpoint_info
+
+    info = checkpoint_info(model)
+    if info is None:
+        return None
+    shape = tuple(model.input_shape[1:])
+    outputs = model.output_shape[-1] if len(model.output_shape) == 2 else 0
+    record = preprocessing.from_checkpoint(info, shape, [str(i) for i in range(outputs)], model=model.name)
+    print(f"note: {reason}; using the preprocessing of the checkpoint the weights came from "
+          f"({preprocessing.describe_checkpoint(info)}): resize to {_size(record.resize)}, centre crop "
+          f"{_size(record.input_size)}, mean {_values(record.mean)}, std {_values(record.std)}; classes named by "
+          "index.")
+    return record
+
+
+def _default_record(runner, path):
+    from keras_cnn.app import preprocessing
+
+    height, width, channels = runner.input_shape
+    if None in (height, width, channels):
+        raise ValueError(f"{path!r} has no {preprocessing.SUFFIX} beside it and accepts any input size; pass "
+                         f"--preprocessing with the record written by keras-cnn train.")
+    classes = runner.predict(np.zeros((1, height, width, channels), "float32")).shape[-1]
+    print(f"note: no {preprocessing.record_path(path)}; assuming inputs in [0, 1] resized to {height}x{width} "
+          "and classes named by index.")
+    return preprocessing.create((height, width, channels), [str(i) for i in range(classes)])
+
+
+def _size(pair):
+    return f"{pair[0]}x{pair[1]}"
+
+
+def _values(values):
+    return "[" + ", ".join(f"{v:.4g}" for v in values) + "]"

@@ -5,15 +5,21 @@ Writes ``<output>/<name>.keras`` (the deployable model: auxiliary heads dropped,
 ``<output>/<name>_train/``, ``history.csv``, ``best.weights.h5`` (best by --monitor), ``backup/`` (deleted when
 training ends; run the same command again after an interruption to resume) and ``tensorboard/``.
 Example: ``keras-cnn train --model lenet5 --option pool=max --translate 0.08 --rotate 0.03``.
+Transfer learning: ``--weights`` an upstream checkpoint (torchvision, timm, keras.applications) loads its trunk,
+starts a new classifier for the data's classes and normalises inputs with the checkpoint's mean and std;
+``--freeze-backbone N`` trains the new classifier alone for N epochs, then every layer.
 From Python, without argparse: ``run(TrainConfig(model="lenet5", epochs=1, output="out"))`` (``TrainConfig`` from
 ``keras_cnn.app.train_config``: one field per flag, named as its argparse dest).
 """
 
 import argparse
+import contextlib
+import dataclasses
 import math
 import os
 import sys
 import time
+import warnings
 
 from keras_cnn.app import flags
 from keras_cnn.app.train_config import Run, RunFiles, TrainConfig
@@ -32,13 +38,16 @@ def parser():
                        help="model option, repeatable (e.g. pool=max, aux_logits=True)")
     model.add_argument("--image-size", type=flags.integer(8), help="input height and width (default: the model's)")
     model.add_argument("--channels", type=flags.integer(1), help="input channels (default: the model's)")
-    model.add_argument("--weights", help="a .weights.h5 file to start from")
+    model.add_argument("--weights", help="a .weights.h5 file to start from, or an upstream checkpoint (torchvision/"
+                                         "timm .pth/.safetensors, keras.applications .h5): its trunk is loaded, a "
+                                         "new classifier starts, inputs get its mean/std")
     model.add_argument("--name", help="name of the model and its files (default: the model name)")
     model.add_argument("--output", default="saved_models", help="output folder (default: %(default)s)")
     flags.add_data(p)
     pre = p.add_argument_group("preprocessing and augmentation (tf.data ops, outside the model)")
     pre.add_argument("--normalization", default="auto", choices=preprocessing.NORMALIZATIONS,
-                     help="auto: [-1, 1] for Inception/Xception, minus the mean RGB for AlexNet/VGG, [0, 1] else")
+                     help="auto: the checkpoint's mean/std with --weights CHECKPOINT, else [-1, 1] for "
+                          "Inception/Xception, minus the mean RGB for AlexNet/VGG, [0, 1] else")
     pre.add_argument("--random-crop", type=flags.integer(1), metavar="RESIZE",
                      help="AlexNet: resize to RESIZE x RESIZE, train on random input-size crops, evaluate the "
                           "centre crop (e.g. 256 for 224 inputs)")
@@ -71,6 +80,12 @@ def parser():
                      help="label smoothing (Inception v3: 0.1)")
     fit.add_argument("--aux-weight", type=flags.number(0.0), default=0.3,
                      help="loss weight of auxiliary classifiers (models built with --option aux_logits=True)")
+    fit.add_argument("--freeze-backbone", type=flags.integer(0), default=0, metavar="N",
+                     help="train only the new classifier for the first N epochs (every other layer frozen, "
+                          "BatchNorm in inference mode), then every layer with a fresh optimizer (needs --weights)")
+    fit.add_argument("--fine-tune-learning-rate", type=flags.number(0.0), metavar="RATE",
+                     help="with --freeze-backbone: the learning rate after the first N epochs (default: "
+                          "--learning-rate)")
     fit.add_argument("--mixed-precision", action="store_true",
                      help="mixed precision (float16 on GPU, bfloat16 on CPU); the saved model is float32")
     fit.add_argument("--xla", action="store_true", help="compile the training step with XLA")
@@ -121,6 +136,7 @@ def _train(config, strategy, started):
 
     from keras_cnn import registry
     from keras_cnn.app import distribute, fit_callbacks, preprocessing, recipes, train_summary
+    from keras_cnn.model import weights_info
 
     _, chief = distribute.task()
     keras.mixed_precision.set_global_policy(recipes.precision_policy(config.mixed_precision))
@@ -128,7 +144,7 @@ def _train(config, strategy, started):
     keras.utils.set_random_seed(config.seed)  # the model's initial weights are the first build's
     first = _first_build(config, entry)
     fit_callbacks.resolve_monitor(config.monitor, first.output_names, config.custom_loop)
-    data, record, recipe = _data(config, entry)
+    data, record, recipe = _data(config, entry, weights_info(first))
     files = RunFiles.of(config)
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
@@ -136,9 +152,9 @@ def _train(config, strategy, started):
     resume_from = _resume_point(config, files, chief)
     run = Run(strategy, chief, config.custom_loop, files, data, record, recipe, resume_from, started)
     _announce(config, run, model)
-    history, trained, optimizer = (_custom if run.custom else _fit)(config, run, model)
+    history, trained, steps = (_custom if run.custom else _fit)(config, run, model)
     outcome = train_summary.Outcome(history, fingerprint=distribute.fingerprint(trained),  # equal on every worker
-                                    optimizer_steps=int(optimizer.iterations.numpy()))  # all epochs', resumed or not
+                                    optimizer_steps=steps)  # all epochs', resumed or not
     final = _final(config, run, trained)
     if chief:
         final.save(files.model)
@@ -146,9 +162,12 @@ def _train(config, strategy, started):
     return train_summary.finish(config, run, final, outcome)
 
 
-def _data(config, entry):
+def _data(config, entry, info):
+    """The data splits, the preprocessing record and the augmentation recipe (``info``: the checkpoint record of
+    the weights, or None)."""
     from keras_cnn.app import augment, pipeline, preprocessing, sources
 
+    normalization = _normalization(config, entry, info)
     height, width = (config.image_size,) * 2 if config.image_size else entry.default_input[:2]
     channels = config.channels or entry.default_input[2]
     source = sources.parse(config.data, seed=config.seed, val_fraction=config.val_fraction,
@@ -157,36 +176,70 @@ def _data(config, entry):
     eval_side = (sum(jitter) // 2 if jitter else config.random_crop) or None
     stored = (jitter[1],) * 2 if jitter else (eval_side,) * 2 if eval_side else (height, width)
     data = sources.load(source, ("train", "val", "test"), size=stored, channels=channels, limit=config.limit)
-    normalization = preprocessing.resolve_normalization(config.normalization, entry.family)
     recipe = augment.Recipe(crop=bool(config.random_crop), scale_jitter=jitter, flip=config.flip,
                             pca_noise=config.pca_noise, translate=config.translate, rotate=config.rotate)
     needs_sample = normalization in ("mean", "standardize") or recipe.pca_noise > 0
     sample = _sample(data["train"], pipeline) if needs_sample else None
     record = preprocessing.create((height, width, channels), data["train"].class_names, normalization=normalization,
                                   images=sample, resize=(eval_side,) * 2 if eval_side else None,
-                                  model=config.stem, data=source.to_json())
+                                  model=config.stem, data=source.to_json(), statistics=_statistics(info))
     return data, record, recipe.with_pca(sample) if sample is not None else recipe
 
 
-def _sample(split, pipeline, count=2000):
-    import dataclasses
+FIXED_STATISTICS = {"unit": (0.0, 1.0), "symmetric": (0.5, 0.5)}  # --normalization values with known mean, std
 
+
+def _normalization(config, entry, info):
+    """--normalization resolved: with upstream checkpoint weights, "checkpoint" (its mean and std) unless an
+    explicit value gives the same numbers; any other is a ``ValueError`` naming both."""
+    from keras_cnn.app import preprocessing
+
+    requested = config.normalization
+    if info is None:
+        if requested == "checkpoint":
+            raise ValueError(f"--normalization checkpoint takes the mean and std of an upstream checkpoint given "
+                             f"with --weights (.pth, .safetensors, keras.applications .h5); received --weights "
+                             f"{config.weights!r}.")
+        return preprocessing.resolve_normalization(requested, entry.family)
+    if requested in ("auto", "checkpoint"):
+        return "checkpoint"
+    mean, std = info["preprocessing"]["mean"], info["preprocessing"]["std"]
+    fixed = FIXED_STATISTICS.get(requested)
+    if fixed and all(m == fixed[0] for m in mean) and all(s == fixed[1] for s in std):
+        return requested
+    raise ValueError(f"--normalization {requested} differs from the preprocessing the weights of "
+                     f"{preprocessing.describe_checkpoint(info)} were trained with (mean {list(mean)}, std "
+                     f"{list(std)}); pass --normalization auto or checkpoint to use it; received {requested!r}.")
+
+
+def _statistics(info):
+    return None if info is None else (info["preprocessing"]["mean"], info["preprocessing"]["std"])
+
+
+def _sample(split, pipeline, count=2000):
     return pipeline.arrays(dataclasses.replace(split, dataset=split.dataset.take(count)))[0]
 
 
 def _build(config, record, first):
-    """The model to train: the first build with the data's class count (a new head if it differs)."""
+    """The model to train: the first build with the data's class count (a new head if it differs; the trunk and
+    the checkpoint record of upstream weights carry over), then a ``.weights.h5`` file's weights."""
     import keras_cnn
 
     model = keras_cnn.rebuild(first, classes=len(record.class_names))
-    if config.weights:
+    if config.weights and not _upstream(config.weights):
         model.load_weights(config.weights)
     return model
 
 
+def _upstream(weights):
+    """Whether --weights is an upstream checkpoint (anything but Keras's own ``.weights.h5``, as in build)."""
+    return weights is not None and not weights.endswith(".weights.h5")
+
+
 def _first_build(config, entry):
-    """Build the model before the data loads (which sets its class count), so that a bad --option, or a model
-    --mixed-precision cannot train, fails at once; the epoch logs' keys follow its output names."""
+    """Build the model before the data loads (which sets its class count), so that a bad --option, a checkpoint
+    that does not fit, or a model --mixed-precision cannot train, fails at once; the epoch logs' keys follow its
+    output names. An upstream checkpoint is converted here (its options and record come with it)."""
     import keras_cnn
     from keras_cnn.cli import parse_options
 
@@ -195,16 +248,33 @@ def _first_build(config, entry):
     _head.check_weights(config.weights)
     options = parse_options(config.option)
     size = (config.image_size,) * 2 if config.image_size else entry.default_input[:2]
+    checkpoint = config.weights if _upstream(config.weights) else None
     try:
-        model = keras_cnn.build(config.model, input_shape=(*size, config.channels or entry.default_input[2]),
-                                classes=2, name=config.stem, **options)
+        with _quiet("keras_cnn.weights"):  # its "classifier starts fresh" names the placeholder 2 classes
+            model = keras_cnn.build(config.model, input_shape=(*size, config.channels or entry.default_input[2]),
+                                    classes=2, name=config.stem, weights=checkpoint, **options)
     except (ValueError, TypeError) as error:
-        if not options:
+        given = ([f"--option {', '.join(config.option)}"] if options else []) + \
+            ([f"--weights {checkpoint}"] if checkpoint else [])
+        if not given:
             raise
-        raise (ValueError if isinstance(error, ValueError) else TypeError)(
-            f"--option {', '.join(config.option)}: {error}") from error
+        raise (ValueError if isinstance(error, ValueError) else TypeError)(f"{', '.join(given)}: {error}") from error
     _check_precision(model)
     return model
+
+
+@contextlib.contextmanager
+def _quiet(logger):
+    """Warnings of ``logger`` held back (errors still pass)."""
+    import logging
+
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def _check_precision(model):
@@ -241,23 +311,43 @@ def _announce(config, run, model):
     skipped = f", {train.skipped} unreadable file(s) skipped" if train.skipped else ""
     print(f"{model.name}: {model.count_params():,} parameters, {len(model.outputs)} output(s); {config.data}: "
           f"{counts} train/val/test images, {len(train.class_names)} classes{skipped}")
+    _announce_weights(config, run, model)
     resuming = f"; resuming from the backup at epoch {run.resume_from}" if run.resume_from else ""
     print(f"{config.strategy} strategy, {run.strategy.num_replicas_in_sync} replica(s), "
           f"{'custom training loop' if run.custom else 'model.fit'}{resuming}", flush=True)
+
+
+def _announce_weights(config, run, model):
+    """What upstream weights brought, and the two phases of --freeze-backbone."""
+    from keras_cnn.app import preprocessing
+    from keras_cnn.model import weights_info
+
+    info = weights_info(model)
+    if info is not None:
+        record = run.record
+        print(f"weights: {preprocessing.describe_checkpoint(info)}: trunk loaded, a new "
+              f"{len(record.class_names)}-class classifier; inputs normalised with its mean {list(record.mean)} "
+              f"and std {list(record.std)}")
+    if config.freeze_backbone:
+        head = sum(int(w.numpy().size) for layer in _head_layers(model) for w in layer.trainable_weights)
+        rate = config.fine_tune_learning_rate or config.learning_rate
+        print(f"epochs 0..{config.freeze_backbone - 1}: the classifier alone ({head:,} of "
+              f"{model.count_params():,} parameters train); epochs {config.freeze_backbone}..{config.epochs - 1}: "
+              f"every layer, a fresh optimizer at learning rate {rate:g}")
 
 
 def _verbose(config):
     return config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
 
 
-def _optimizer(config, steps):
-    """The optimizer of --optimizer with the --schedule over ``steps`` per epoch (create it in the strategy's
-    scope)."""
+def _optimizer(config, steps, epochs=None, rate=None):
+    """The optimizer of --optimizer with the --schedule from ``rate`` (default --learning-rate) over ``epochs``
+    (default --epochs) of ``steps`` (create it in the strategy's scope)."""
     from keras_cnn.app import recipes
 
-    schedule = recipes.Schedule(config.schedule, config.learning_rate, config.step_epochs, config.step_factor,
-                                config.decay_epochs, config.decay_rate)
-    return recipes.optimizer(config.optimizer, recipes.learning_rate(schedule, steps, config.epochs),
+    schedule = recipes.Schedule(config.schedule, rate or config.learning_rate, config.step_epochs,
+                                config.step_factor, config.decay_epochs, config.decay_rate)
+    return recipes.optimizer(config.optimizer, recipes.learning_rate(schedule, steps, epochs or config.epochs),
                              momentum=config.momentum, weight_decay=config.weight_decay, nesterov=config.nesterov)
 
 
@@ -273,7 +363,9 @@ def _inputs(config, run, model, **training):
     return train, validation
 
 
-def _callbacks(config, run, model):
+def _callbacks(config, run, model, phase=None):
+    """The callbacks of the run, or of one ``_Phase`` of it (its first epoch, early stopping in the last phase
+    only, the first phase's backup kept for the second)."""
     from keras_cnn.app import fit_callbacks, pipeline
 
     # Keras 3.15's predict_on_batch under MirroredStrategy predicts the whole batch on every replica and
@@ -287,23 +379,105 @@ def _callbacks(config, run, model):
     if not run.chief:  # the same logs on every worker (their stop decisions must agree), no files
         return [fit_callbacks.ValidationMetrics(validation, class_names=class_names)]
     os.makedirs(run.files.folder, exist_ok=True)
+    phase = phase or _Phase(0, config.epochs)
     return fit_callbacks.standard(run.files, validation=validation, class_names=class_names, monitor=monitor,
-                                  patience=config.patience, resume_from=run.resume_from, backup=not run.custom,
-                                  progress_file=config.progress_file, tensorboard_dir=run.files.tensorboard)
+                                  patience=0 if phase.keep_backup else config.patience,
+                                  resume_from=max(run.resume_from, phase.first), backup=not run.custom,
+                                  keep_backup=phase.keep_backup, progress_file=config.progress_file,
+                                  tensorboard_dir=run.files.tensorboard)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Phase:
+    """Epochs ``first`` to ``stop`` (exclusive) of one model.fit with its own optimizer (its schedule spans
+    them); ``head_only``: True trains the classifier alone, False every layer, None leaves the layers as built;
+    ``keep_backup``: the backup outlives it (a later phase takes it over)."""
+
+    first: int
+    stop: int
+    head_only: bool | None = None
+    rate: float | None = None
+    keep_backup: bool = False
+
+
+def _phases(config):
+    """One phase, or with --freeze-backbone N the classifier alone for N epochs and then every layer."""
+    frozen = config.freeze_backbone
+    if not frozen:
+        return [_Phase(0, config.epochs)]
+    return [_Phase(0, frozen, head_only=True, keep_backup=True),
+            _Phase(frozen, config.epochs, head_only=False, rate=config.fine_tune_learning_rate)]
 
 
 def _fit(config, run, model):
-    from keras_cnn.app import recipes
-
-    train, validation = _inputs(config, run, model)
+    """model.fit over the phases; returns the joined history, the model and the optimizer steps of all epochs.
+    A phase that ended before the backup this run resumes from is skipped (its steps counted)."""
+    data = _inputs(config, run, model)
     steps = math.ceil(run.data["train"].count / config.batch_size)
+    histories, done = [], 0
+    for phase in _phases(config):
+        if phase.keep_backup and run.resume_from >= phase.stop:
+            done += (phase.stop - phase.first) * steps
+            continue
+        history, optimizer = _fit_phase(config, run, model, data, steps, phase, hand_over=bool(histories))
+        histories.append(history)
+        done += int(optimizer.iterations.numpy())
+        if len(history.epoch) < phase.stop - max(run.resume_from, phase.first):
+            break  # TerminateOnNaN stopped it: no fine-tuning from there
+    if config.freeze_backbone:
+        _set_trainable(model, head_only=False)
+    return _joined(histories), model, done
+
+
+def _fit_phase(config, run, model, data, steps, phase, hand_over):
+    """One phase: layers frozen or not, a fresh optimizer, compile, then model.fit from the resume point. With
+    ``hand_over`` (an earlier phase ran in this process) its backup becomes this phase's start."""
+    from keras_cnn.app import fit_callbacks, recipes
+
+    train, validation = data
+    if phase.head_only is not None:
+        _set_trainable(model, phase.head_only)
     with run.strategy.scope():
-        optimizer = _optimizer(config, steps)
-        model.compile(optimizer, jit_compile=config.xla,
+        model.compile(_optimizer(config, steps, phase.stop - phase.first, phase.rate), jit_compile=config.xla,
                       **recipes.compile_kwargs(model, config.label_smoothing, config.aux_weight))
-    history = model.fit(train, validation_data=validation, epochs=config.epochs,
-                        callbacks=_callbacks(config, run, model), verbose=_verbose(config), shuffle=False)
-    return history, model, model.optimizer
+        if hand_over and run.chief:
+            fit_callbacks.hand_over_backup(model, run.files.backup)
+    history = model.fit(train, validation_data=validation, initial_epoch=max(run.resume_from, phase.first),
+                        epochs=phase.stop, callbacks=_callbacks(config, run, model, phase),
+                        verbose=_verbose(config), shuffle=False)
+    return history, model.optimizer
+
+
+def _head_layers(model):
+    """The classifier layers (``keras_cnn.model.CLASSIFIER_LAYERS``): the layers a new class count renews. Hidden
+    fully connected layers (VGG's fc6/fc7, LeNet's f6) came with the checkpoint and count as trunk."""
+    from keras_cnn.model import CLASSIFIER_LAYERS
+
+    head = [layer for layer in model.layers if layer.name in CLASSIFIER_LAYERS]
+    if not head:
+        raise ValueError(f"--freeze-backbone needs a classifier layer ({', '.join(CLASSIFIER_LAYERS)}); model "
+                         f"{model.name!r} has none.")
+    return head
+
+
+def _set_trainable(model, head_only):
+    """Freeze every layer but the classifier (a frozen BatchNorm also runs in inference mode), or unfreeze all."""
+    head = set(id(layer) for layer in _head_layers(model))
+    for layer in model.layers:
+        layer.trainable = not head_only or id(layer) in head
+
+
+def _joined(histories):
+    """The Keras ``History`` of several model.fit calls, as one."""
+    import keras
+
+    joined = keras.callbacks.History()
+    joined.epoch = []
+    for history in histories:
+        joined.epoch += history.epoch
+        for key, values in history.history.items():
+            joined.history.setdefault(key, []).extend(values)
+    return joined
 
 
 def _custom(config, run, model):
@@ -327,7 +501,7 @@ def _custom(config, run, model):
         weights=list(weights.values()), train=train, steps=steps, global_batch=config.batch_size,
         epochs=config.epochs, strategy=run.strategy, callbacks=_callbacks(config, run, model),
         validation=validation, verbose=_verbose(config), jit_compile=config.xla)
-    return twin.history, twin, optimizer
+    return twin.history, twin, int(optimizer.iterations.numpy())
 
 
 def _final(config, run, trained):
@@ -337,7 +511,9 @@ def _final(config, run, trained):
     import keras_cnn
 
     if config.final == "best" and run.chief and os.path.isfile(run.files.best):
-        trained.load_weights(run.files.best)
+        with warnings.catch_warnings():  # a best epoch of --freeze-backbone's first phase had another optimizer
+            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+            trained.load_weights(run.files.best)
     if keras.mixed_precision.global_policy().name != "float32":
         keras.mixed_precision.set_global_policy("float32")
         trained = keras_cnn.rebuild(trained, dtype="float32")

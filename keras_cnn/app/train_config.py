@@ -52,6 +52,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     aux_weight: float = 0.3
+    freeze_backbone: int = 0
+    fine_tune_learning_rate: float | None = None
     epochs: int = 40
     batch_size: int = 32
     mixed_precision: bool = False
@@ -108,6 +110,25 @@ class TrainConfig:
         if self.loop == "fit" and self.strategy == "multiworker":
             raise ValueError("--loop fit cannot run under --strategy multiworker in Keras 3.15 "
                              "(keras-team/keras#20585); use --loop custom or auto.")
+        self._check_freeze()
+
+    def _check_freeze(self):
+        frozen = self.freeze_backbone
+        if self.fine_tune_learning_rate is not None and not frozen:
+            raise ValueError(f"--fine-tune-learning-rate is the rate after --freeze-backbone N epochs; received "
+                             f"--fine-tune-learning-rate {self.fine_tune_learning_rate} without --freeze-backbone.")
+        if not frozen:
+            return
+        if frozen >= self.epochs:
+            raise ValueError(f"--freeze-backbone must be less than --epochs {self.epochs} (N epochs of the classifier "
+                             f"alone, then every layer until --epochs); received {frozen}.")
+        if not self.weights:
+            raise ValueError(f"--freeze-backbone {frozen} trains a new classifier on a trained trunk: pass --weights "
+                             "(an upstream checkpoint or a .weights.h5); received no --weights.")
+        if self.custom_loop:
+            raise ValueError(f"--freeze-backbone needs model.fit (its two phases resume through BackupAndRestore, "
+                             f"which the custom loop of multiworker training does not use); received --loop "
+                             f"{self.loop} with --strategy {self.strategy}.")
 
 
 def _inside(name):

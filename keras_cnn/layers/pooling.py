@@ -79,3 +79,35 @@ class DepthwiseAveragePooling2D(_SquarePooling2D):
 
     def _output_size(self, n):
         return (n - self.pool_size) // self.strides + 1
+
+
+@keras.saving.register_keras_serializable(package="keras_cnn")
+class PaddedMaxPooling2D(_SquarePooling2D):
+    """Max pooling with ``padding`` cells on every side that never win the maximum: PyTorch's
+    ``MaxPool2d(pool_size, strides, padding)``, whatever the sign of the input (a pooling after BN, as in timm's
+    Xception, cannot pad with zeros).
+
+    Keras's "same" pads only after the map when its size is even, so its windows start one cell later than
+    PyTorch's. The padding mirrors the edge, as :class:`CeilModeMaxPooling2D` does: with ``padding <= pool_size
+    // 2`` (PyTorch's own limit) every mirrored cell repeats a value inside each window that covers it. Runs as
+    TFLite MIRROR_PAD + MAX_POOL_2D.
+    """
+
+    def __init__(self, pool_size=3, strides=2, padding=1, **kwargs):
+        super().__init__(pool_size, strides, **kwargs)
+        self.padding = _validate.check_int("padding", padding, minimum=0)
+        if 2 * self.padding > self.pool_size:
+            raise ValueError(f"padding must be at most pool_size // 2 = {self.pool_size // 2} (as PyTorch's "
+                             f"MaxPool2d); received padding={padding} with pool_size={pool_size}.")
+
+    def call(self, inputs):
+        p = self.padding
+        if p:
+            inputs = ops.pad(inputs, [[0, 0], [p, p], [p, p], [0, 0]], mode="symmetric")
+        return ops.max_pool(inputs, self.pool_size, self.strides, padding="valid")
+
+    def _output_size(self, n):
+        return (n + 2 * self.padding - self.pool_size) // self.strides + 1
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}

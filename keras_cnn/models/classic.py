@@ -1,9 +1,10 @@
 """The classic family: LeNet-5, AlexNet, VGG A-E and Network in Network.
 
 Each builder reads its variant row, a frozen dataclass mirroring the paper's table (seed 003 §1-3, 004 NiN).
-Spec and options (CONTRIBUTING.md): the row is the architecture (VGG's A-LRN and torchvision's ``_bn`` included,
-each a registered variant); the options are regularisation (dropout) and the knobs every row accepts with the
-paper's value as default (LeNet's activation and pooling, AlexNet's two-GPU groups and LRN).
+Spec and options (CONTRIBUTING.md): the row is the architecture (VGG's A-LRN and torchvision's ``_bn``, AlexNet's
+one-GPU ``alexnet_owt`` included, each a registered variant); the options are regularisation (dropout) and the
+knobs every row accepts with the paper's value as default (LeNet's activation and pooling, AlexNet's two-GPU
+groups and LRN).
 """
 
 import dataclasses
@@ -49,10 +50,11 @@ def lenet5(x, head, *, spec, activation="tanh", pool="avg"):
 
 @dataclasses.dataclass(frozen=True)
 class AlexNetSpec:
-    """AlexNet's layers (Krizhevsky et al., 2012; seed 003 §2.1 table)."""
+    """AlexNet's layers (Krizhevsky et al., 2012; seed 003 §2.1 table), or a later one-GPU column of them."""
 
-    # (name, filters, kernel, stride, padding, grouped, pool): "grouped" marks conv2/4/5, which see only their own
-    # GPU's half of the channels in the two-GPU original
+    # (name, filters, kernel, stride, padding, grouped, pool): padding "valid", "same", or an int, that many zeros
+    # on every side (Caffe's and PyTorch's ``pad``); "grouped" marks conv2/4/5, which see only their own GPU's
+    # half of the channels in the two-GPU original
     convs: tuple
     lrn_after: tuple  # convolutions followed by local response normalisation
     fc: tuple  # (name, units) of the hidden fully connected layers
@@ -69,20 +71,40 @@ ALEXNET = AlexNetSpec(
     lrn_after=("conv1", "conv2"),
     fc=(("fc6", 4096), ("fc7", 4096)),
 )
+# torchvision's ``alexnet`` (its file: alexnet-owt): the one-GPU column of Krizhevsky's cuda-convnet2
+# (layers-imagenet-1gpu.cfg) that the Torch re-implementation of "One weird trick for parallelizing convolutional
+# neural networks" (Krizhevsky, 2014) took: 64-192-384-256-256 filters (that paper's footnote says 384 for
+# conv4; torchvision kept 256, pytorch/vision#463), 224x224 inputs with conv1 padded by 2, no LRN.
+ALEXNET_OWT = AlexNetSpec(
+    convs=(
+        ("conv1", 64, 11, 4, 2, False, True),
+        ("conv2", 192, 5, 1, "same", True, True),
+        ("conv3", 384, 3, 1, "same", False, False),
+        ("conv4", 256, 3, 1, "same", True, False),
+        ("conv5", 256, 3, 1, "same", True, True),
+    ),
+    lrn_after=(),
+    fc=(("fc6", 4096), ("fc7", 4096)),
+)
+# name: (row, default input, smallest input that leaves pool5 a 1x1 map)
+ALEXNET_VARIANTS = {"alexnet": (ALEXNET, 227, 67), "alexnet_owt": (ALEXNET_OWT, 224, 63)}
 
 
-@register("alexnet", family="alexnet", default_input=(227, 227, 3), min_input=67, fixed_input=True, spec=ALEXNET)
 def alexnet(x, head, *, spec, groups=1, lrn=True, dropout=0.5):
     """AlexNet (Krizhevsky, Sutskever & Hinton, "ImageNet Classification with Deep CNNs", NeurIPS 2012).
 
-    Overlapping 3x3/2 max pooling, LRN (k=2, n=5, alpha=1e-4, beta=0.75) after the first two stages,
-    dropout 0.5 in fc6/fc7; 62,378,344 parameters at 1000 classes (seed table). Options: ``groups=2`` for the
-    original two-GPU grouped convolutions in conv2/4/5 (60,965,224 parameters), ``lrn``, ``dropout``.
+    ``alexnet``: overlapping 3x3/2 max pooling, LRN (k=2, n=5, alpha=1e-4, beta=0.75) after the first two stages,
+    dropout 0.5 in fc6/fc7; 62,378,344 parameters at 1000 classes (seed table). ``alexnet_owt``: torchvision's
+    one-GPU form (:data:`ALEXNET_OWT`, 61,100,840 parameters), which has no LRN. Options: ``groups=2`` for the
+    original two-GPU grouped convolutions in conv2/4/5 (60,965,224 parameters for ``alexnet``), ``lrn`` (the
+    row's LRN layers on or off), ``dropout``.
     """
     _validate.check_choice("groups", groups, (1, 2))
     _validate.check_bool("lrn", lrn)
     dropout = _validate.check_rate("dropout", dropout)
     for name, filters, kernel, stride, padding, grouped, pool in spec.convs:
+        if not isinstance(padding, str):  # explicit zeros on every side, as the Caffe/PyTorch layer pads
+            x, padding = keras.layers.ZeroPadding2D(padding, name=f"{name}_pad")(x), "valid"
         x = keras.layers.Conv2D(filters, kernel, strides=stride, padding=padding, groups=groups if grouped else 1,
                                 activation="relu", name=name)(x)
         if pool:
@@ -90,6 +112,11 @@ def alexnet(x, head, *, spec, groups=1, lrn=True, dropout=0.5):
         if lrn and name in spec.lrn_after:
             x = LocalResponseNormalization(size=5, alpha=1e-4, beta=0.75, k=2.0, name=f"lrn{name[-1]}")(x)
     return head.fully_connected(x, spec.fc, dropout=dropout)
+
+
+for _name, (_spec, _size, _minimum) in ALEXNET_VARIANTS.items():
+    register(_name, family="alexnet", default_input=(_size, _size, 3), min_input=_minimum, fixed_input=True,
+             spec=_spec)(alexnet)
 
 
 @dataclasses.dataclass(frozen=True)

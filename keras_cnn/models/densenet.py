@@ -9,8 +9,15 @@ of (L - 4) / 6 layers on 32x32 inputs (paper Table 2). The layout follows the au
 input), the first convolution has 2k maps, transitions keep floor(θ·m) maps.
 
 Spec and options (CONTRIBUTING.md): a variant's architecture is its :class:`DenseNetSpec` row, B and C included
-(DenseNet and DenseNet-BC are separate rows of Table 2); the options are dropout and ``memory_efficient=True``,
-the memory-efficient implementation of seed §8.4 (see :class:`keras_cnn.layers.ConcatBNReLUConv`).
+(DenseNet and DenseNet-BC are separate rows of Table 2); the options are dropout, ``memory_efficient=True``,
+the memory-efficient implementation of seed §8.4 (see :class:`keras_cnn.layers.ConcatBNReLUConv`), and
+``bn_epsilon``, the batch-normalisation epsilon of the checkpoint loaded (1e-5 as torchvision and timm;
+keras.applications' DenseNets use 1.001e-5).
+
+Padding: the 7x7/2 stem convolution and the 3x3/2 max pooling pad 3 and 1 pixels on every side (the Lua/Torch
+model, torchvision, timm and keras.applications alike), the 3x3 convolutions of the dense layers are stride 1 and
+the transitions pool 2x2/2 without padding, so no TensorFlow "same" asymmetry arises and no padding option is
+needed: every upstream checkpoint computes the same function here.
 """
 
 import dataclasses
@@ -72,22 +79,24 @@ VARIANTS = {
 }
 
 
-def densenet(x, head, *, spec, dropout=0.0, memory_efficient=False):
+def densenet(x, head, *, spec, dropout=0.0, memory_efficient=False, bn_epsilon=BN_EPSILON):
     """DenseNet / DenseNet-B / -C / -BC (Huang et al., CVPR 2017; seed 003 §8); ``spec`` is a
     :class:`DenseNetSpec` row.
 
     Options: ``dropout`` after every convolution but the first, as the paper's CIFAR/SVHN runs without
     augmentation (0.2); ``memory_efficient`` recomputes the concatenation, BN and ReLU in front of every
     convolution that reads a concatenation in the backward pass instead of storing them (Pleiss et al. 2017;
-    same weights, outputs and gradients).
+    same weights, outputs and gradients); ``bn_epsilon`` is the epsilon of every batch normalisation (1e-5, as
+    the Torch models; 1.001e-5 for keras.applications' checkpoints, set by ``keras_cnn.build(weights=...)``).
     """
     dropout = _validate.check_rate("dropout", dropout)
     _validate.check_bool("memory_efficient", memory_efficient)
+    bn_epsilon = _check_epsilon(bn_epsilon)
     blocks = spec.block_config
     _check_size(x, spec.stem, len(blocks))
 
-    unit = _Unit(dropout, memory_efficient)
-    x = _stem(x, spec.stem, 2 * spec.growth_rate if spec.init_features is None else spec.init_features)
+    unit = _Unit(dropout, memory_efficient, bn_epsilon)
+    x = _stem(x, spec.stem, 2 * spec.growth_rate if spec.init_features is None else spec.init_features, bn_epsilon)
     for block, layers in enumerate(blocks, start=1):
         maps = _dense_block(x, block, layers, spec.growth_rate, spec.bottleneck_width, unit)
         if block < len(blocks):
@@ -95,7 +104,7 @@ def densenet(x, head, *, spec, dropout=0.0, memory_efficient=False):
             x = unit.bn_relu_conv(maps, features, 1, f"transition{block}", "")
             x = keras.layers.AveragePooling2D(2, strides=2, name=f"transition{block}_pool")(x)
     x = _concat(maps, f"block{len(blocks)}_layer{blocks[-1]}_concat")
-    x = BatchNormalization(epsilon=BN_EPSILON, name="final_bn")(x)
+    x = BatchNormalization(epsilon=bn_epsilon, name="final_bn")(x)
     x = keras.layers.Activation("relu", name="final_relu")(x)
     return head.pooled(x)
 
@@ -103,9 +112,10 @@ def densenet(x, head, *, spec, dropout=0.0, memory_efficient=False):
 class _Unit:
     """BN → ReLU → conv (→ dropout) on a block's maps, plain or through ``ConcatBNReLUConv``."""
 
-    def __init__(self, dropout, memory_efficient):
+    def __init__(self, dropout, memory_efficient, epsilon):
         self.dropout = dropout
         self.memory_efficient = memory_efficient
+        self.epsilon = epsilon
 
     def bn_relu_conv(self, maps, filters, kernel, prefix, suffix, recompute=True):
         """Layers ``<prefix>_bn<suffix>``, ``_relu<suffix>``, ``_conv<suffix>`` and ``_dropout<suffix>``.
@@ -114,10 +124,10 @@ class _Unit:
         False (the 3x3 half of a bottleneck layer), one ``<prefix>_concat_conv<suffix>`` replaces the first three.
         """
         if self.memory_efficient and recompute:
-            x = ConcatBNReLUConv(filters, kernel, name=f"{prefix}_concat_conv{suffix}")(maps)
+            x = ConcatBNReLUConv(filters, kernel, epsilon=self.epsilon, name=f"{prefix}_concat_conv{suffix}")(maps)
         else:
             (x,) = maps
-            x = BatchNormalization(epsilon=BN_EPSILON, name=f"{prefix}_bn{suffix}")(x)
+            x = BatchNormalization(epsilon=self.epsilon, name=f"{prefix}_bn{suffix}")(x)
             x = keras.layers.Activation("relu", name=f"{prefix}_relu{suffix}")(x)
             x = keras.layers.Conv2D(filters, kernel, padding="same", use_bias=False, name=f"{prefix}_conv{suffix}")(x)
         if self.dropout:
@@ -145,12 +155,19 @@ def _concat(pieces, name):
     return pieces[0] if len(pieces) == 1 else keras.layers.Concatenate(name=name)(pieces)
 
 
-def _stem(x, stem, features):
+def _check_epsilon(bn_epsilon):
+    if _validate.check_float("bn_epsilon", bn_epsilon, minimum=0.0) == 0.0:
+        raise ValueError(f"bn_epsilon must be > 0 (it keeps the normalisation finite on constant channels); "
+                         f"received {bn_epsilon!r}.")
+    return float(bn_epsilon)
+
+
+def _stem(x, stem, features, epsilon):
     if stem == "cifar":
         return keras.layers.Conv2D(features, 3, padding="same", use_bias=False, name="conv1")(x)
     # explicit symmetric padding as in the Lua/Torch model (TF "same" would pad 2 before and 3 after)
     x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(x)
-    x = conv_bn_act(x, features, 7, strides=2, padding="valid", batch_norm=True, name="conv1")
+    x = conv_bn_act(x, features, 7, strides=2, padding="valid", batch_norm=True, epsilon=epsilon, name="conv1")
     x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)  # after ReLU, zero padding acts as -inf padding
     return keras.layers.MaxPooling2D(3, strides=2, name="pool1")(x)
 

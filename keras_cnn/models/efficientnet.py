@@ -6,7 +6,9 @@ release (width, depth, resolution, dropout). Channels are rounded to multiples o
 in the release, keras.applications and torchvision; padding is TensorFlow "same", batch-norm epsilon 1e-3.
 Spec and options (CONTRIBUTING.md): a variant's architecture is its :class:`EfficientNetSpec` row (the width and
 depth coefficients and resolution); dropout and drop connect are options, dropout defaulting to the release's
-value for each variant.
+value for each variant, and so are the numerical forms of PyTorch-trained checkpoints: ``padding="symmetric"``
+(PyTorch's ``k // 2`` zeros on both sides of the strided convolutions) and ``bn_epsilon`` (torchvision's B0-B4
+use 1e-5), so those weights compute the same function here (:mod:`keras_cnn.weights`).
 """
 
 import dataclasses
@@ -14,7 +16,7 @@ import math
 
 from keras_cnn import _validate
 from keras_cnn.layers.conv import conv_bn_act
-from keras_cnn.layers.mbconv import inverted_residual, make_divisible
+from keras_cnn.layers.mbconv import check_port_options, inverted_residual, make_divisible
 from keras_cnn.registry import register
 
 EPSILON = 1e-3  # the release's batch-norm epsilon
@@ -54,7 +56,7 @@ COMPOUND_SCALING = {
 }
 
 
-def efficientnet(x, head, *, spec, dropout=0.2, drop_connect_rate=0.2):
+def efficientnet(x, head, *, spec, dropout=0.2, drop_connect_rate=0.2, padding="same", bn_epsilon=EPSILON):
     """EfficientNet (Tan & Le 2019): MBConv blocks (inverted residual with squeeze-and-excitation of a quarter
     of the block's input channels, swish), a 1x1 convolution, global average pooling, dropout, classifier.
 
@@ -62,12 +64,14 @@ def efficientnet(x, head, *, spec, dropout=0.2, drop_connect_rate=0.2):
     (0.2): block ``i`` of ``n`` (counting from 0) drops its residual branch per sample with rate
     ``drop_connect_rate * i / n`` during training, as in the release. Each drop-path layer has a fixed seed (its
     block number), so builds are reproducible. Blocks are ``stage<row>_block<i>`` after the rows of Table 1
-    (row 1 = the paper's stage 2).
+    (row 1 = the paper's stage 2). ``padding`` ("same", TensorFlow's, or "symmetric", PyTorch's) and
+    ``bn_epsilon`` (1e-3) are the forms of a checkpoint (see the module docstring).
     """
     dropout = _validate.check_rate("dropout", dropout)
     drop_connect_rate = _validate.check_rate("drop_connect_rate", drop_connect_rate)
-    x = conv_bn_act(x, make_divisible(STEM * spec.width), 3, strides=2, batch_norm=True, activation="swish",
-                    epsilon=EPSILON, name="conv1")
+    padding, bn_epsilon = check_port_options(padding, bn_epsilon)
+    x = conv_bn_act(x, make_divisible(STEM * spec.width), 3, strides=2, padding=padding, batch_norm=True,
+                    activation="swish", epsilon=bn_epsilon, name="conv1")
     stages = spec.stages
     total = sum(stage[-1] for stage in stages)
     index = 0
@@ -76,11 +80,11 @@ def efficientnet(x, head, *, spec, dropout=0.2, drop_connect_rate=0.2):
             x = inverted_residual(x, channels, kernel, expanded=x.shape[-1] * expansion,
                                   strides=first_stride if block == 1 else 1, activation="swish",
                                   se_channels=max(1, x.shape[-1] // 4), se_activation="swish",
-                                  drop_rate=drop_connect_rate * index / total, seed=index, epsilon=EPSILON,
-                                  name=f"stage{row}_block{block}")
+                                  drop_rate=drop_connect_rate * index / total, seed=index, padding=padding,
+                                  epsilon=bn_epsilon, name=f"stage{row}_block{block}")
             index += 1
     x = conv_bn_act(x, make_divisible(TOP * spec.width), 1, batch_norm=True, activation="swish",
-                    epsilon=EPSILON, name="conv_last")
+                    epsilon=bn_epsilon, name="conv_last")
     return head.pooled(x, dropout=dropout)
 
 

@@ -13,8 +13,9 @@ Models with auxiliary classifiers (``aux_logits=True``) have several outputs, ma
 
 Spec and options (CONTRIBUTING.md): a variant's architecture is its spec row (the modules of the paper's table,
 where the auxiliary classifiers attach, SE-Inception's SE ratio); the options are the auxiliary heads for
-training, regularisation and the forms of other releases that apply to the row (GoogLeNet's torchvision
-``batch_norm``/``kernel_5x5``, BN gamma ``batch_norm_scale``).
+training, regularisation and the forms of other releases that apply to the row (GoogLeNet's TF-slim/torchvision
+``batch_norm``, ``kernel_5x5``, ``pool4_size``, ``padding``, ``aux_pooling``; Inception-v3's torchvision/timm BN gamma
+``batch_norm_scale`` and ``count_include_pad``).
 
 (Over 350 lines on purpose: three networks' tables and builders, with the stem and auxiliary-head helpers that
 Inception-v4 and Inception-ResNet reuse.)
@@ -25,8 +26,10 @@ import dataclasses
 import keras
 
 from keras_cnn import _validate
-from keras_cnn.layers import LocalResponseNormalization, squeeze_excite
-from keras_cnn.layers.inception_blocks import Conv, ConvBN, Pool, Split, asymmetric, inception_module
+from keras_cnn.layers import CeilModeMaxPooling2D, LocalResponseNormalization, squeeze_excite
+from keras_cnn.layers.conv import PADDINGS
+from keras_cnn.layers.inception_blocks import (AdaptiveAveragePooling2D, Conv, ConvBN, Pool, Split, asymmetric,
+                                               inception_module)
 from keras_cnn.layers.se import check_reduction
 from keras_cnn.model import inference_model  # noqa: F401  (re-exported: its documented home before 0.2)
 from keras_cnn.registry import register
@@ -104,49 +107,67 @@ def googlenet_module(row, kernel_5x5=5):
 
 
 @register("googlenet", family="inception", default_input=(224, 224, 3), min_input=32, spec=GOOGLENET)
-def googlenet(x, head, *, spec, aux_logits=False, batch_norm=False, lrn=None, kernel_5x5=5, dropout=0.4,
-              aux_dropout=0.7):
+def googlenet(x, head, *, spec, aux_logits=False, batch_norm=False, lrn=None, kernel_5x5=5, pool4_size=3,
+              padding="same", aux_pooling="window", dropout=0.4, aux_dropout=0.7):
     """GoogLeNet / Inception v1 (Szegedy et al., 2015): 6,998,552 parameters at 1000 classes.
 
     Stem 7x7/2 conv, 3x3/2 max pool, LRN, 1x1 + 3x3 conv, LRN, 3x3/2 max pool; modules 3a-5b of Table 1 with
     3x3/2 max pooling before 4a and 5a; global average pooling (the paper's 7x7 average pool at 224), dropout 0.4
-    and the classifier. Max pools pad ("same") like Caffe's ceil-mode pooling, so 224 gives the paper's
-    112-56-28-14-7 maps.
+    and the classifier. Max pools pad "same", so 224 gives the paper's 112-56-28-14-7 maps.
 
     Options: ``aux_logits`` adds the auxiliary classifiers after 4a and 4d (5x5/3 average pool, 1x1 conv 128,
     FC 1024, dropout ``aux_dropout`` 0.7, classifier): outputs ``[predictions, aux1_predictions,
     aux2_predictions]``, trained with loss weights 1, 0.3, 0.3 (:func:`aux_compile_kwargs`) and removed for
     inference by :func:`inference_model`. ``batch_norm`` puts BN (epsilon 1e-3) after every convolution, without
-    bias, as torchvision; ``lrn`` (default: only without batch norm) is the paper's local response
-    normalisation (Caffe's n=5, alpha=1e-4/n, beta=0.75, k=1); ``kernel_5x5=3`` reproduces torchvision's
-    GoogLeNet, whose "5x5" branch has 3x3 convolutions (pytorch/vision#906): 6,624,904 parameters with
-    ``batch_norm=True``.
+    bias, as TF-slim and torchvision; ``lrn`` (default: only without batch norm) is the paper's local response
+    normalisation (Caffe's n=5, alpha=1e-4/n, beta=0.75, k=1); ``kernel_5x5=3`` gives the "5x5" branch 3x3
+    convolutions, as TF-slim's inception_v1 and torchvision (pytorch/vision#906); ``pool4_size=2`` makes the
+    pool before 5a 2x2/2 (TF-slim, torchvision) instead of the paper's 3x3/2; ``padding="symmetric"`` is
+    PyTorch's and Caffe's form: the 7x7/2 stem convolution pads 3 on every side (TensorFlow's "same" pads 2
+    before and 3 after) and the stride-2 max pools round up without padding (``ceil_mode=True``,
+    :class:`keras_cnn.layers.CeilModeMaxPooling2D`; "same" agrees only on even maps); ``aux_pooling="adaptive"``
+    pools the auxiliary heads' input to 4x4 as torchvision (``adaptive_avg_pool2d``) instead of the paper's
+    5x5/3 window.
+
+    torchvision's GoogLeNet (6,624,904 parameters) is ``batch_norm=True, kernel_5x5=3, pool4_size=2,
+    padding="symmetric", aux_pooling="adaptive"``: the same function as ``torchvision.models.googlenet`` with
+    ``transform_input=False`` (its pretrained model's ``transform_input=True`` maps ImageNet-normalised input to
+    [-1, 1], which this model takes directly: :mod:`keras_cnn.weights`).
     """
     aux_logits = _check_aux(aux_logits, head)
     _validate.check_bool("batch_norm", batch_norm)
     lrn = not batch_norm if lrn is None else _validate.check_bool("lrn", lrn)
     _validate.check_choice("kernel_5x5", kernel_5x5, (5, 3))
+    _validate.check_choice("pool4_size", pool4_size, (3, 2))
+    _validate.check_choice("padding", padding, PADDINGS)
+    _validate.check_choice("aux_pooling", aux_pooling, ("window", "adaptive"))
     dropout = _validate.check_rate("dropout", dropout)
     aux_dropout = _validate.check_rate("aux_dropout", aux_dropout)
     conv = ConvBN(batch_norm=batch_norm, scale=True, epsilon=1e-3)
 
-    x = conv(x, 64, 7, strides=2, name="conv1_7x7_s2")
-    x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1_3x3_s2")(x)
+    def max_pool(x, size, name):
+        if padding == "symmetric":
+            return CeilModeMaxPooling2D(size, strides=2, name=name)(x)
+        return keras.layers.MaxPooling2D(size, strides=2, padding="same", name=name)(x)
+
+    x = conv(x, 64, 7, strides=2, padding=padding, name="conv1_7x7_s2")
+    x = max_pool(x, 3, "pool1_3x3_s2")
     if lrn:
         x = _caffe_lrn("pool1_norm1")(x)
     x = conv(x, 64, 1, name="conv2_3x3_reduce")
     x = conv(x, 192, 3, name="conv2_3x3")
     if lrn:
         x = _caffe_lrn("conv2_norm2")(x)
-    x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool2_3x3_s2")(x)
+    x = max_pool(x, 3, "pool2_3x3_s2")
     aux, aux_after = [], dict(spec.aux_after)
     for module, row in spec.modules:
         if module in spec.pool_before:
             stage = int(module[0]) - 1
-            x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name=f"pool{stage}_3x3_s2")(x)
+            size = pool4_size if stage == 4 else 3
+            x = max_pool(x, size, f"pool{stage}_{size}x{size}_s2")
         x = inception_module(x, googlenet_module(row, kernel_5x5), name=f"inception_{module}", conv=conv)
         if aux_logits and module in aux_after:
-            aux.append(_googlenet_aux(x, head, aux_after[module], conv, aux_dropout))
+            aux.append(_googlenet_aux(x, head, aux_after[module], conv, aux_dropout, aux_pooling))
     outputs = head.pooled(x, dropout=dropout)
     return [outputs, *aux] if aux_logits else outputs
 
@@ -156,9 +177,13 @@ def _caffe_lrn(name):
     return LocalResponseNormalization(size=5, alpha=1e-4 / 5, beta=0.75, k=1.0, name=name)
 
 
-def _googlenet_aux(x, head, name, conv, dropout):
-    """GoogLeNet's auxiliary classifier (paper §5): 5x5/3 avg pool, 1x1 conv 128, FC 1024, dropout, FC."""
-    x = _aux_pool(x, f"{name}_avgpool")
+def _googlenet_aux(x, head, name, conv, dropout, pooling):
+    """GoogLeNet's auxiliary classifier (paper §5): 5x5/3 avg pool (torchvision: adaptive to 4x4), 1x1 conv 128,
+    FC 1024, dropout, FC."""
+    if pooling == "adaptive":
+        x = AdaptiveAveragePooling2D(4, name=f"{name}_avgpool")(x)
+    else:
+        x = _aux_pool(x, f"{name}_avgpool")
     x = conv(x, 128, 1, name=f"{name}_conv")
     x = keras.layers.Flatten(name=f"{name}_flatten")(x)
     x = keras.layers.Dense(1024, activation="relu", name=f"{name}_fc")(x)
@@ -318,7 +343,7 @@ INCEPTION_V3 = InceptionV3Spec(modules=(
 
 
 @register("inception_v3", family="inception", default_input=(299, 299, 3), min_input=75, spec=INCEPTION_V3)
-def inception_v3(x, head, *, spec, aux_logits=False, batch_norm_scale=False, dropout=0.2):
+def inception_v3(x, head, *, spec, aux_logits=False, batch_norm_scale=False, count_include_pad=False, dropout=0.2):
     """Inception-v3 (Szegedy et al., "Rethinking the Inception Architecture", 2016): 23,817,352 trainable
     parameters at 1000 classes, exactly keras.applications.InceptionV3 (and the TF-slim release).
 
@@ -331,16 +356,21 @@ def inception_v3(x, head, *, spec, aux_logits=False, batch_norm_scale=False, dro
     Options: ``aux_logits`` adds the auxiliary classifier on the 17x17 grid (after ``mixed_6e``; 5x5/3 avg pool,
     1x1 conv 128, 5x5 conv 768, classifier; batch-normalised as the paper's "BN-auxiliary"): outputs
     ``[predictions, aux_predictions]``, loss weight 0.4. ``batch_norm_scale`` adds BN's gamma: False as TF-slim
-    and keras.applications, True as torchvision (23,834,568 parameters).
+    and keras.applications, True as torchvision and timm (23,834,568 parameters). ``count_include_pad`` makes the
+    modules' 3x3 average pools divide by 9 at the border too, counting the zero padding: False as TF-slim and
+    keras.applications, True as torchvision and timm (``F.avg_pool2d(x, 3, 1, padding=1)``). torchvision's and
+    timm's Inception-v3 is ``batch_norm_scale=True, count_include_pad=True`` (BN epsilon 1e-3 in all of them; the
+    auxiliary head equals theirs at 299, where its last convolution sees the 5x5 map they assume).
     """
     aux_logits = _check_aux(aux_logits, head)
     _validate.check_bool("batch_norm_scale", batch_norm_scale)
+    _validate.check_bool("count_include_pad", count_include_pad)
     dropout = _validate.check_rate("dropout", dropout)
     conv = ConvBN(batch_norm=True, scale=batch_norm_scale, epsilon=1e-3)
     x = v3_stem(x, conv)
     aux = None
     for module, branches in spec.modules:
-        x = inception_module(x, branches, name=module, conv=conv)
+        x = inception_module(x, branches, name=module, conv=conv, count_include_pad=count_include_pad)
         if spec.se_reduction:
             x = squeeze_excite(x, x.shape[-1] // spec.se_reduction, name=f"{module}_se")
         if aux_logits and module == spec.aux_after:

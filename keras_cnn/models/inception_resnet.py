@@ -3,7 +3,9 @@ Inception-ResNet and the Impact of Residual Connections on Learning", AAAI 2017;
 
 Convolutions are conv + BN (epsilon 1e-3, no gamma, as the authors' TF-slim release and keras.applications;
 ``batch_norm_scale=True`` adds it, as timm) + ReLU; "V" convolutions of the figures use valid padding, all others
-same padding. Module tables use :mod:`keras_cnn.layers.inception_blocks`.
+same padding. Module tables use :mod:`keras_cnn.layers.inception_blocks`, with the branches in the channel order of
+the released TF-slim weights (timm's ``inception_v4`` and ``inception_resnet_v2`` and keras.applications'
+``InceptionResNetV2`` are those weights): pooling branches last except in the stem's ``mixed_3a``.
 Spec and options (CONTRIBUTING.md): a variant's architecture is its spec row (blocks per stage, module branches,
 Reduction-A/-B); the options are dropout, the residual scales (a training-stability knob of the paper, §3.3, with
 the release's values as default) and BN gamma (``batch_norm_scale``, timm's form).
@@ -51,43 +53,41 @@ def _scales(residual_scale):
     return (scale,) * 3
 
 
-def _repeat(x, count, block, branches, conv, scale):
-    for i in range(1, count + 1):
-        x = residual_inception_module(x, branches, name=f"{block}_{i}", conv=conv, scale=scale)
-    return x
-
-
 # Inception-v4 (paper Figs. 3-9): stem to 35x35x384, 4 x Inception-A, Reduction-A, 7 x Inception-B,
 # Reduction-B, 3 x Inception-C (TF-slim module names).
-def v4_stem(x, conv):
-    """Stem of Inception-v4 and of the paper's Inception-ResNet-v2 (Fig. 3): 299 -> 35x35x384."""
+def v4_stem_convs(x, conv):
+    """The three convolutions that open Inception-v4's stem (paper Fig. 3): 299 -> 147x147x64."""
     x = conv(x, 32, 3, strides=2, padding="valid", name="conv2d_1a_3x3")
     x = conv(x, 32, 3, padding="valid", name="conv2d_2a_3x3")
-    x = conv(x, 64, 3, name="conv2d_2b_3x3")
-    x = inception_module(x, ((Pool("max", 3, 2, "valid"),), (Conv(96, 3, 2, "valid"),)), name="mixed_3a",
-                         conv=conv)
-    x = inception_module(x, ((Conv(64, 1), Conv(96, 3, padding="valid")),
-                             (Conv(64, 1), *asymmetric(7, 64, 64), Conv(96, 3, padding="valid"))),
-                         name="mixed_4a", conv=conv)
-    return inception_module(x, ((Conv(192, 3, 2, "valid"),), (Pool("max", 3, 2, "valid"),)), name="mixed_5a",
-                            conv=conv)
+    return conv(x, 64, 3, name="conv2d_2b_3x3")
 
 
-V4_A = ((Pool("avg"), Conv(96, 1)),
-        (Conv(96, 1),),
+# The stem's modules (Fig. 3) -> 35x35x384; branch order of TF-slim (pooling first in mixed_3a only).
+V4_STEM = (("mixed_3a", ((Pool("max", 3, 2, "valid"),), (Conv(96, 3, 2, "valid"),))),
+           ("mixed_4a", ((Conv(64, 1), Conv(96, 3, padding="valid")),
+                         (Conv(64, 1), *asymmetric(7, 64, 64), Conv(96, 3, padding="valid")))),
+           ("mixed_5a", ((Conv(192, 3, 2, "valid"),), (Pool("max", 3, 2, "valid"),))))
+
+
+# The blocks as TF-slim's inception_v4.py builds them (the released weights; timm's inception_v4 is their port):
+# the pooling branch is concatenated last, Inception-B's double 7x7 branch starts with 7x1 and Inception-C's
+# double 3x3 branch with 3x1 (the paper's Figs. 5 and 6 draw them the other way round; the weights fix the
+# order), and Inception-C's last fork is 1x3 then 3x1.
+V4_A = ((Conv(96, 1),),
         (Conv(64, 1), Conv(96, 3)),
-        (Conv(64, 1), Conv(96, 3), Conv(96, 3)))
-V4_B = ((Pool("avg"), Conv(128, 1)),
-        (Conv(384, 1),),
+        (Conv(64, 1), Conv(96, 3), Conv(96, 3)),
+        (Pool("avg"), Conv(96, 1)))
+V4_B = ((Conv(384, 1),),
         (Conv(192, 1), *asymmetric(7, 224, 256)),
-        (Conv(192, 1), *asymmetric(7, 192, 224), *asymmetric(7, 224, 256)))
-V4_REDUCTION_B = ((Pool("max", 3, 2, "valid"),),
-                  (Conv(192, 1), Conv(192, 3, 2, "valid")),
-                  (Conv(256, 1), *asymmetric(7, 256, 320), Conv(320, 3, 2, "valid")))
-V4_C = ((Pool("avg"), Conv(256, 1)),
-        (Conv(256, 1),),
+        (Conv(192, 1), Conv(192, (7, 1)), Conv(224, (1, 7)), Conv(224, (7, 1)), Conv(256, (1, 7))),
+        (Pool("avg"), Conv(128, 1)))
+V4_REDUCTION_B = ((Conv(192, 1), Conv(192, 3, 2, "valid")),
+                  (Conv(256, 1), *asymmetric(7, 256, 320), Conv(320, 3, 2, "valid")),
+                  (Pool("max", 3, 2, "valid"),))
+V4_C = ((Conv(256, 1),),
         (Conv(384, 1), Split((Conv(256, (1, 3)), Conv(256, (3, 1))))),
-        (Conv(384, 1), *asymmetric(3, 448, 512), Split((Conv(256, (3, 1)), Conv(256, (1, 3))))))
+        (Conv(384, 1), Conv(448, (3, 1)), Conv(512, (1, 3)), Split((Conv(256, (1, 3)), Conv(256, (3, 1))))),
+        (Pool("avg"), Conv(256, 1)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,21 +114,22 @@ def inception_v4(x, head, *, spec, batch_norm_scale=False, dropout=0.2):
     """
     conv = _conv(batch_norm_scale)
     dropout = _head_dropout(dropout)
-    x = v4_stem(x, conv)
-    (n_a, stage_a, block_a), (n_b, stage_b, block_b), (n_c, stage_c, block_c) = spec.blocks
-    x = _plain_stage(x, n_a, stage_a, block_a, conv)
-    x = inception_module(x, reduction_a(*spec.reduction_a), name="mixed_6a", conv=conv)
-    x = _plain_stage(x, n_b, stage_b, block_b, conv)
-    x = inception_module(x, spec.reduction_b, name="mixed_7a", conv=conv)
-    x = _plain_stage(x, n_c, stage_c, block_c, conv)
+    x = v4_stem_convs(x, conv)
+    for module, branches in v4_modules(spec):
+        x = inception_module(x, branches, name=module, conv=conv)
     return head.pooled(x, dropout=dropout)
 
 
-def _plain_stage(x, count, stage, branches, conv):
-    # TF-slim letters: the stage's reduction is "a", its blocks "b", "c", ...
-    for i in range(count):
-        x = inception_module(x, branches, name=f"{stage}{chr(ord('b') + i)}", conv=conv)
-    return x
+def v4_modules(spec):
+    """``(name, branches)`` of Inception-v4's modules after the stem convolutions, in build order. TF-slim
+    letters: a stage's reduction is "a", its blocks "b", "c", ... (``mixed_5b``-``mixed_5e``, ``mixed_6a``, ...)."""
+    modules = list(V4_STEM)
+    reductions = (("mixed_6a", reduction_a(*spec.reduction_a)), ("mixed_7a", spec.reduction_b), None)
+    for (count, stage, branches), reduction in zip(spec.blocks, reductions):
+        modules += [(f"{stage}{chr(ord('b') + i)}", branches) for i in range(count)]
+        if reduction:
+            modules.append(reduction)
+    return tuple(modules)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +147,9 @@ class InceptionResNetSpec:
 
 
 # Inception-ResNet-v1 (paper Figs. 10-15): stem to 35x35x256, 5 x A, Reduction-A, 10 x B, Reduction-B, 5 x C.
+# No ImageNet checkpoint was released (timm has none); branches are in the order of the TF-slim-style code the
+# authors released for v2 (pooling last in both reductions), as also in facenet's inception_resnet_v1 (a face
+# embedding network of this design, not an ImageNet classifier).
 IR_V1 = InceptionResNetSpec(
     blocks=(5, 10, 5),
     a=((Conv(32, 1),),
@@ -156,10 +160,10 @@ IR_V1 = InceptionResNetSpec(
     c=((Conv(192, 1),),
        (Conv(192, 1), *asymmetric(3, 192, 192))),
     reduction_a=REDUCTION_A["inception_resnet_v1"],
-    reduction_b=((Pool("max", 3, 2, "valid"),),
-                 (Conv(256, 1), Conv(384, 3, 2, "valid")),
+    reduction_b=((Conv(256, 1), Conv(384, 3, 2, "valid")),
                  (Conv(256, 1), Conv(256, 3, 2, "valid")),
-                 (Conv(256, 1), Conv(256, 3), Conv(256, 3, 2, "valid"))),
+                 (Conv(256, 1), Conv(256, 3), Conv(256, 3, 2, "valid")),
+                 (Pool("max", 3, 2, "valid"),)),
 )
 
 
@@ -185,17 +189,29 @@ def inception_resnet_v1(x, head, *, spec, residual_scale=RESIDUAL_SCALE, batch_n
     return _residual_body(x, head, spec, conv, scales, dropout)
 
 
-def _residual_body(x, head, spec, conv, scales, dropout, last_activation="relu"):
+def residual_units(spec):
+    """``(name, branches, stage)`` of an Inception-ResNet after its stem, in build order: the residual blocks
+    ``block35_<i>`` (stage 0, A), ``block17_<i>`` (1, B) and ``block8_<i>`` (2, C), and the reductions
+    ``mixed_6a`` and ``mixed_7a`` (stage None)."""
     n_a, n_b, n_c = spec.blocks
-    x = _repeat(x, n_a, "block35", spec.a, conv, scales[0])
-    x = inception_module(x, reduction_a(*spec.reduction_a), name="mixed_6a", conv=conv)
-    x = _repeat(x, n_b, "block17", spec.b, conv, scales[1])
-    x = inception_module(x, spec.reduction_b, name="mixed_7a", conv=conv)
-    if last_activation is None:  # the released Inception-ResNet-v2: the last C block is unscaled and linear
-        x = _repeat(x, n_c - 1, "block8", spec.c, conv, scales[2])
-        x = residual_inception_module(x, spec.c, name=f"block8_{n_c}", conv=conv, scale=1.0, activation=None)
-    else:
-        x = _repeat(x, n_c, "block8", spec.c, conv, scales[2])
+    units = [(f"block35_{i}", spec.a, 0) for i in range(1, n_a + 1)]
+    units.append(("mixed_6a", reduction_a(*spec.reduction_a), None))
+    units += [(f"block17_{i}", spec.b, 1) for i in range(1, n_b + 1)]
+    units.append(("mixed_7a", spec.reduction_b, None))
+    units += [(f"block8_{i}", spec.c, 2) for i in range(1, n_c + 1)]
+    return tuple(units)
+
+
+def _residual_body(x, head, spec, conv, scales, dropout, last_activation="relu"):
+    units = residual_units(spec)
+    for index, (name, branches, stage) in enumerate(units):
+        if stage is None:
+            x = inception_module(x, branches, name=name, conv=conv)
+        elif last_activation is None and index == len(units) - 1:
+            # the released Inception-ResNet-v2: the last C block is unscaled and linear
+            x = residual_inception_module(x, branches, name=name, conv=conv, scale=1.0, activation=None)
+        else:
+            x = residual_inception_module(x, branches, name=name, conv=conv, scale=scales[stage])
     if spec.final_conv:
         x = conv(x, spec.final_conv, 1, name="conv2d_7b_1x1")
     return head.pooled(x, dropout=dropout)
@@ -221,10 +237,10 @@ IR_V2 = InceptionResNetSpec(
     c=((Conv(192, 1),),
        (Conv(192, 1), *asymmetric(3, 224, 256))),
     reduction_a=REDUCTION_A["inception_resnet_v2"],
-    reduction_b=((Pool("max", 3, 2, "valid"),),
-                 (Conv(256, 1), Conv(384, 3, 2, "valid")),
+    reduction_b=((Conv(256, 1), Conv(384, 3, 2, "valid")),
                  (Conv(256, 1), Conv(288, 3, 2, "valid")),
-                 (Conv(256, 1), Conv(288, 3), Conv(320, 3, 2, "valid"))),
+                 (Conv(256, 1), Conv(288, 3), Conv(320, 3, 2, "valid")),
+                 (Pool("max", 3, 2, "valid"),)),
     final_conv=1536,
 )
 

@@ -4,7 +4,8 @@ stochastic depth: one builder driven by a per-variant table (seed 003 §5-7).
 Spec and options (CONTRIBUTING.md): a variant's architecture is its :class:`ResNetSpec` row (depths, widths,
 stem, unit v1/v2, shortcut type, ResNeXt C and d, SE ratio, where a bottleneck strides); the options are
 regularisation and initialisation (stochastic depth, dropout, zero-init of the last BN) and two ablations of any
-row, ``shortcut`` and ``stride_in_1x1`` (default None: the row's value).
+row, ``shortcut`` and ``stride_in_1x1`` (default None: the row's value); ``downsample``, ``stem_norm`` and
+``conv_bias`` give the forms of released checkpoints that differ from the paper's (keras.applications' v2).
 
 Reference implementations the tables and parameter counts follow: torchvision (ResNet, ResNeXt), the authors'
 fb.resnet.torch / resnet-1k-layers code (CIFAR and pre-activation nets), Cadene's pretrainedmodels (SENet).
@@ -127,6 +128,7 @@ VARIANTS = {
 OPTION_DEFAULTS = {"senet154": {"dropout": 0.2}}
 
 DROP_PATH_MODES = ("batch", "sample")
+DOWNSAMPLES = ("first", "last")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,10 +138,23 @@ class _Options:
     spec: ResNetSpec
     drop_path_mode: str
     zero_init_last: bool
+    conv_bias: bool = False
 
 
-def resnet(x, head, *, spec, shortcut=None, stride_in_1x1=None, drop_path_rate=0.0, drop_path_mode="batch",
-           dropout=0.0, zero_init_last=False):
+def _strides(spec, downsample):
+    """``[[stride of each unit] per stage]``: stages 2-4 halve the map in their first unit (the paper, torchvision,
+    fb.resnet.torch) or stages 1-3 in their last unit (``"last"``: TF-slim's resnet_v2, keras.applications'
+    ResNet*V2); the output has the same size either way."""
+    stages = len(spec.depths)
+    if downsample == "first":
+        return [[2 if stage > 0 and block == 0 else 1 for block in range(depth)]
+                for stage, depth in enumerate(spec.depths)]
+    return [[2 if stage < stages - 1 and block == depth - 1 else 1 for block in range(depth)]
+            for stage, depth in enumerate(spec.depths)]
+
+
+def resnet(x, head, *, spec, shortcut=None, stride_in_1x1=None, downsample="first", stem_norm=True, conv_bias=False,
+           drop_path_rate=0.0, drop_path_mode="batch", dropout=0.0, zero_init_last=False):
     """Residual networks: ResNet (He et al., "Deep Residual Learning for Image Recognition", CVPR 2016), pre-
     activation ResNet (He et al., "Identity Mappings in Deep Residual Networks", ECCV 2016), ResNeXt (Xie et al.,
     "Aggregated Residual Transformations for Deep Neural Networks", CVPR 2017), SENet (Hu et al., "Squeeze-and-
@@ -151,6 +166,15 @@ def resnet(x, head, *, spec, shortcut=None, stride_in_1x1=None, drop_path_rate=0
     bottleneck strides its first 1x1, as the Caffe/MSRA models and keras.applications ResNet-50; False: its 3x3,
     as torchvision's "v1.5"; bottleneck rows only).
 
+    Forms of released checkpoints: ``downsample`` ("first": stages 2-4 stride in their first unit, as the paper;
+    "last": stages 1-3 stride in their last unit, whose shortcut is then the subsampled identity, as TF-slim's
+    resnet_v2 and keras.applications' ResNet*V2). Pre-activation rows only: ``stem_norm`` (True: BN-ReLU after
+    the stem convolution, as fb.resnet.torch; False: the stem convolution feeds the max pooling directly and the
+    first unit pre-activates, as TF-slim: "we do not include batch normalization or activation functions in
+    conv1 because the first ResNet unit will perform these") and ``conv_bias`` (True: the convolutions no BN
+    follows, i.e. each branch's last convolution, the projection shortcuts and with ``stem_norm=False`` the stem,
+    have biases, as TF-slim's resnet_v2 and keras.applications' ResNet*V2).
+
     Options: ``drop_path_rate`` (stochastic depth: drop probability 1 - p_L of the last block, linearly smaller
     for earlier ones), ``drop_path_mode`` ("batch": a block is dropped for the whole mini-batch and not computed,
     scaled by its survival probability at inference, as in the paper; "sample": per-sample drop path, rescaled in
@@ -160,20 +184,22 @@ def resnet(x, head, *, spec, shortcut=None, stride_in_1x1=None, drop_path_rate=0
     1.15x per unit in inference mode, ~1e37 at the output of ResNet-1202).
     """
     _validate.check_choice("drop_path_mode", drop_path_mode, DROP_PATH_MODES)
+    _validate.check_choice("downsample", downsample, DOWNSAMPLES)
     spec = _ablation(spec, shortcut, stride_in_1x1)
-    options = _Options(spec, drop_path_mode, _validate.check_bool("zero_init_last", zero_init_last))
+    options = _Options(spec, drop_path_mode, _validate.check_bool("zero_init_last", zero_init_last),
+                       _preact_form(spec, "conv_bias", conv_bias, False))
+    stem_norm = _preact_form(spec, "stem_norm", stem_norm, True)
     drop_path_rate = _validate.check_rate("drop_path_rate", drop_path_rate)
     dropout = _validate.check_rate("dropout", dropout)
     _allow_deep_graph(sum(spec.depths))
-    x = _stem(x, STEMS[spec.stem])
+    x = _stem(x, STEMS[spec.stem], norm=stem_norm, bias=options.conv_bias)
     total, index = sum(spec.depths), 0
-    for stage, (planes, depth) in enumerate(zip(spec.widths, spec.depths), start=1):
-        for block in range(1, depth + 1):
+    for stage, (planes, strides) in enumerate(zip(spec.widths, _strides(spec, downsample)), start=1):
+        for block, stride in enumerate(strides, start=1):
             index += 1
             # p_l = 1 - (l / L)(1 - p_L): the paper's linear decay (seed 003 §6.3.1, item 3)
-            x = _block(x, options, name=f"stage{stage}_block{block}", planes=planes,
-                       stride=2 if stage > 1 and block == 1 else 1, preact_input=index > 1,
-                       drop_rate=drop_path_rate * index / total)
+            x = _block(x, options, name=f"stage{stage}_block{block}", planes=planes, stride=stride,
+                       preact_input=index > 1 or not stem_norm, drop_rate=drop_path_rate * index / total)
     if spec.preact:  # the extra activation after the last addition (He et al. 2016b, appendix)
         x = _bn_relu(x, "post")
     return head.pooled(x, dropout=dropout)
@@ -192,6 +218,16 @@ def _ablation(spec, shortcut, stride_in_1x1):
     return dataclasses.replace(spec, **changes)
 
 
+def _preact_form(spec, name, value, default):
+    """A pre-activation-only option, checked: v1 rows normalise every convolution, so only the default fits."""
+    _validate.check_bool(name, value)
+    if value != default and not spec.preact:
+        raise ValueError(f"{name} applies only to pre-activation (v2) ResNets, whose stem and last branch "
+                         f"convolutions need no BatchNormalization; this variant is v1, so leave it {default}; "
+                         f"received {value}.")
+    return value
+
+
 def _allow_deep_graph(blocks):
     """Keras maps a functional graph recursively, about one Python frame per layer on its longest path: the
     ~4,200 layers of ResNet-1202 need more than Python's default limit of 1,000 (raised, never lowered)."""
@@ -200,29 +236,33 @@ def _allow_deep_graph(blocks):
         sys.setrecursionlimit(needed)
 
 
-def _stem(x, stem):
+def _stem(x, stem, *, norm=True, bias=False):
     """Convolutions with BN-ReLU, then max pooling. The pre-activation nets keep the BN-ReLU here too: the paper
-    puts "the first activation right after conv1", before the first unit splits into its two paths."""
+    puts "the first activation right after conv1", before the first unit splits into its two paths; with
+    ``norm=False`` (TF-slim) the last convolution has none (and a bias with ``bias``)."""
     for index, (filters, kernel, stride) in enumerate(stem["convs"], start=1):
         name = "stem_conv" if len(stem["convs"]) == 1 else f"stem_conv{index}"
-        x = _conv(x, filters, kernel, stride=stride, name=name)
+        last = index == len(stem["convs"])
+        x = _conv(x, filters, kernel, stride=stride, name=name, batch_norm=norm or not last,
+                  activation="relu" if norm or not last else None, use_bias=bias and not norm and last)
     if stem["pool"] == "torch":
-        x = keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)  # after ReLU, so zeros never win the max
+        # zeros after a ReLU never win the max (PyTorch's -inf padding); without the stem's BN-ReLU they can, as
+        # in the TF-slim/keras.applications checkpoints, which pad zeros too
+        x = keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
         return keras.layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
     if stem["pool"] == "ceil":
         return CeilModeMaxPooling2D(3, strides=2, name="stem_pool")(x)
     return x
 
 
-def _conv(x, filters, kernel, *, name, stride=1, groups=1, batch_norm=True, activation="relu", zero_init=False):
-    """``conv_bn_act`` without bias; a strided kxk convolution pads (k-1)/2 on every side first, as PyTorch and
-    Caffe do (Keras "same" would pad only the bottom/right), so ported weights see the same pixels."""
-    padding = "same"
-    if stride > 1 and kernel > 1:
-        x = keras.layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x)
-        padding = "valid"
+def _conv(x, filters, kernel, *, name, stride=1, groups=1, batch_norm=True, activation="relu", zero_init=False,
+          use_bias=False):
+    """``conv_bn_act``, without bias unless ``use_bias``; a strided kxk convolution pads (k-1)/2 on every side
+    first ("symmetric"), as PyTorch, Caffe and keras.applications' ResNets do (Keras "same" would pad only the
+    bottom/right), so ported weights see the same pixels. A 1x1 convolution needs no padding at any stride."""
+    padding = "symmetric" if kernel > 1 else "valid"
     return conv_bn_act(x, filters, kernel, strides=stride, padding=padding, groups=groups, batch_norm=batch_norm,
-                       activation=activation, use_bias=False, zero_init=zero_init, name=name)
+                       activation=activation, use_bias=use_bias, zero_init=zero_init, name=name)
 
 
 def _bn_relu(x, name):
@@ -237,7 +277,9 @@ def _block(x, options, *, name, planes, stride, preact_input, drop_rate):
     """
     spec = options.spec
     out_channels = planes * _expansion(spec)
-    project = spec.shortcut == "C" or (spec.shortcut == "B" and (stride > 1 or x.shape[-1] != out_channels))
+    # option B projects where the channels change ("projection shortcuts are used for increasing dimensions"); a
+    # unit that only subsamples (downsample="last") keeps the identity, performed with a stride
+    project = spec.shortcut == "C" or (spec.shortcut == "B" and x.shape[-1] != out_channels)
     preact_branch = spec.preact and preact_input
     if preact_branch and project:  # a projection shares the pre-activation with the branch (He et al. 2016b)
         x = _bn_relu(x, f"{name}_preact")
@@ -254,8 +296,9 @@ def _shortcut(x, options, out_channels, stride, project, name):
     subsampled and zero-padded where the shape changes (option A)."""
     if project:
         kernel = options.spec.shortcut_kernel if stride > 1 else 1
-        return _conv(x, out_channels, kernel, stride=stride, batch_norm=not options.spec.preact, activation=None,
-                     name=f"{name}_shortcut")
+        preact = options.spec.preact
+        return _conv(x, out_channels, kernel, stride=stride, batch_norm=not preact, activation=None,
+                     use_bias=preact and options.conv_bias, name=f"{name}_shortcut")
     if stride > 1:  # the paper's identity "performed with a stride of 2": keep every other pixel
         x = keras.layers.MaxPooling2D(1, strides=stride, name=f"{name}_shortcut_pool")(x)
     if x.shape[-1] != out_channels:
@@ -278,9 +321,10 @@ def _branch(x, *, options, name, planes, out_channels, stride, preact):
     for index, (filters, kernel, conv_stride, groups) in enumerate(convs, start=1):
         last = index == len(convs)
         # v1 ends in BN (added before the ReLU); v2 ends in the bare convolution, normalised by the next unit
-        x = _conv(x, filters, kernel, stride=conv_stride, groups=groups, batch_norm=not (last and spec.preact),
+        bare = last and spec.preact
+        x = _conv(x, filters, kernel, stride=conv_stride, groups=groups, batch_norm=not bare,
                   activation=None if last else "relu", zero_init=last and options.zero_init_last,
-                  name=f"{name}_conv{index}")
+                  use_bias=bare and options.conv_bias, name=f"{name}_conv{index}")
     if spec.se_reduction:
         x = squeeze_excite(x, out_channels // spec.se_reduction, name=f"{name}_se")
     return x

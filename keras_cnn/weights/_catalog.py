@@ -30,9 +30,13 @@ class Upstream:
     ``mapping(keys) -> {key: Source | None}`` translates the canonical keys of the model built with ``options``;
     ``signature`` are tensor names that identify the checkpoint among others of ``model``; ``head`` and ``aux``
     are globs of the upstream classifier and auxiliary-classifier tensors (left out when the model has no such
-    layers or a different number of classes); ``ignore`` globs tensors without a keras_cnn counterpart (counters).
+    layers or a different number of classes); ``top`` globs every tensor of the layers ``include_top=False``
+    drops (default: ``head``; VGG's and AlexNet's hidden fully connected layers too); ``ignore`` globs tensors without a keras_cnn counterpart (counters).
     ``reference`` is how ``make goldens`` builds the upstream model (``"torchvision.models.resnet50"``,
-    ``"timm:inception_v4"``); ``golden_input`` the input size of its reference logits.
+    ``"timm:inception_v4"``); ``golden_input`` the input size of its reference logits; ``note`` what a user should know (e.g. a row the
+    converter maps but cannot match exactly). ``renamed(tensors) -> tensors`` gives a file's tensors the names
+    ``mapping`` uses where the file's own are not stable (keras.applications' automatically named layers,
+    ``conv2d_<n>``, numbered by whatever the saving session had built before).
     """
 
     source: str
@@ -43,13 +47,16 @@ class Upstream:
     preprocessing: Mapping
     options: Mapping = dataclasses.field(default_factory=dict)
     head: tuple = ()
+    top: tuple = None
     aux: tuple = ()
     ignore: tuple = ("*num_batches_tracked",)
     classes: int = 1000
     reference: str = None
     reference_kwargs: Mapping = dataclasses.field(default_factory=dict)
     golden_input: int = None
+    slow: bool = False  # its golden test runs in the slow suite (a deeper row of rules a CI row already runs)
     note: str = ""
+    renamed: Callable = None
 
     @property
     def key(self):
@@ -58,8 +65,9 @@ class Upstream:
     def matches(self, tensors):
         return all(name in tensors for name in self.signature)
 
-    def ignored(self, name, *, head, aux):
-        globs = self.ignore + (() if head else self.head) + (() if aux else self.aux)
+    def ignored(self, name, *, head, top=True, aux):
+        top_globs = self.head if self.top is None else self.top
+        globs = self.ignore + (() if head else self.head) + (() if top else top_globs) + (() if aux else self.aux)
         return any(fnmatch.fnmatchcase(name, g) for g in globs)
 
 
@@ -70,6 +78,29 @@ def register_upstream(upstream):
         raise ValueError(f"upstream {upstream.key!r} is registered twice.")
     _CATALOG[upstream.key] = upstream
     return upstream
+
+
+@dataclasses.dataclass(frozen=True)
+class Unmatched:
+    """An upstream checkpoint of a registered architecture that keras_cnn does not convert, and why."""
+
+    source: str
+    name: str
+    model: str
+    reason: str
+
+
+_UNMATCHED = []
+
+
+def register_unmatched(source, name, model, reason):
+    _UNMATCHED.append(Unmatched(source, name, model, reason))
+
+
+def unmatched():
+    """Upstream checkpoints keras_cnn does not convert, each with the reason."""
+    _load_families()
+    return list(_UNMATCHED)
 
 
 def upstreams(model=None, source=None):

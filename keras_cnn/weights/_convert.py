@@ -1,6 +1,7 @@
 """Checkpoint -> keras_cnn model: pick the upstream form, build with the options it needs, convert every tensor by
 rule, check everything, then assign (nothing is assigned unless everything fits)."""
 
+import dataclasses
 import logging
 import os
 
@@ -58,6 +59,8 @@ def convert(upstream, checkpoint, model, *, classes, include_top):
     classifier). Every tensor is accounted for, else ``ValueError``."""
     from keras_cnn.model import CLASSIFIER_LAYERS
 
+    if upstream.renamed is not None:
+        checkpoint = dataclasses.replace(checkpoint, tensors=upstream.renamed(checkpoint.tensors))
     shapes = _weights.canonical_shapes(model)
     load_head = include_top and classes == upstream.classes
     fresh = set() if load_head else {k for k in shapes if k.split("/")[0] in CLASSIFIER_LAYERS}
@@ -65,7 +68,7 @@ def convert(upstream, checkpoint, model, *, classes, include_top):
     _check_rules(upstream, checkpoint, shapes, sources, fresh)
     used = {name for source in sources.values() for name in source.names}
     aux_loaded = any(_is(name, upstream.aux) for name in used)
-    _check_tensors(upstream, checkpoint, sources, used, load_head, aux_loaded)
+    _check_tensors(upstream, checkpoint, sources, used, load_head, include_top, aux_loaded)
     weights = {}
     for key, source in sources.items():
         value = source(checkpoint.tensors, shapes[key])
@@ -97,9 +100,9 @@ def _check_rules(upstream, checkpoint, shapes, sources, fresh):
                          "variant, or incomplete. Nothing was loaded.")
 
 
-def _check_tensors(upstream, checkpoint, sources, used, load_head, aux_loaded):
+def _check_tensors(upstream, checkpoint, sources, used, load_head, include_top, aux_loaded):
     left = [n for n in checkpoint.tensors if n not in used
-            and not upstream.ignored(n, head=load_head, aux=aux_loaded)]
+            and not upstream.ignored(n, head=load_head, top=include_top, aux=aux_loaded)]
     if left:
         shapes = [f"{n!r} {tuple(checkpoint.tensors[n].shape)}" for n in left]
         raise ValueError(f"weights file {checkpoint.describe()} has tensor(s) {_listing(shapes, quote=False)} that "

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import tempfile
@@ -209,12 +210,33 @@ def _read_keras_h5(path):
             raise ValueError(f"weights file {path!r} is an HDF5 file without Keras's 'layer_names'; a Keras 3 "
                              "'.weights.h5' file must keep that suffix.")
         tensors = {}
-        for layer in _strings(root.attrs["layer_names"]):
+        layers = _strings(root.attrs["layer_names"])
+        names = _renumbered(layers)
+        for layer in layers:
             group = root[layer]
             for weight in _strings(group.attrs.get("weight_names", [])):
                 variable = weight.split("/")[-1].split(":")[0]
-                tensors[f"{layer}/{variable}"] = np.asarray(group[weight])
+                tensors[f"{names.get(layer, layer)}/{variable}"] = np.asarray(group[weight])
         return tensors
+
+
+# Layers Keras names itself: "<kind>" or "<kind>_<n>", numbered per kind across the whole session.
+_AUTO_NAME = re.compile(r"(conv2d|batch_normalization|dense|depthwise_conv2d|separable_conv2d)(?:_(\d+))?")
+
+
+def _renumbered(layers):
+    """``{file name: name}`` for the layers Keras named itself (keras.applications' InceptionV3 and
+    InceptionResNetV2 leave most convolutions unnamed): their numbers count every layer of the kind created in
+    the session that saved the file, so one application saved in two sessions numbers them from different
+    offsets. They are renamed by creation rank from 1 (``conv2d_1`` first), the numbering of keras.applications'
+    released files (saved by Keras 2, which started at 1); converters name them so."""
+    ranks = {}
+    for layer in layers:
+        match = _AUTO_NAME.fullmatch(layer)
+        if match:
+            ranks.setdefault(match.group(1), []).append((int(match.group(2) or 0), layer))
+    return {layer: f"{kind}_{rank}" for kind, found in ranks.items()
+            for rank, (_, layer) in enumerate(sorted(found), start=1)}
 
 
 def _strings(values):

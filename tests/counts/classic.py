@@ -6,6 +6,7 @@ REFERENCE = {
                "LeCun et al. 1998 layer sizes with a fully connected C3 and a softmax output: "
                "156 + 2,416 + 48,120 + 10,164 + 850"),
     "alexnet": ({}, 62_378_344, "seed 003 §2.1 AlexNet parameter table (total 62,378,344)"),
+    "alexnet_owt": ({}, 61_100_840, "torchvision alexnet (61,100,840 in its weights' metadata)"),
     "nin": ({}, 7_595_176, "Caffe model zoo NIN-Imagenet (Lin et al. 2014): conv1..cccp8-1024"),
     "vgg11": ({}, 132_863_336, "torchvision vgg11 (paper Table 2: 133M)"),
     "vgg11_lrn": ({}, 132_863_336, "paper Table 2: A-LRN has A's 133M (LRN has no parameters)"),

@@ -1,8 +1,17 @@
-"""VGG: torchvision's ``vgg11``-``vgg19`` and ``vgg*_bn``."""
+"""VGG: torchvision's ``vgg11``-``vgg19`` and ``vgg*_bn``; keras.applications' ``VGG16`` and ``VGG19``."""
 
 from keras_cnn.models.classic import VGG_VARIANTS
 from keras_cnn.weights._catalog import CAFFE, Upstream, imagenet, register_upstream
-from keras_cnn.weights._mapping import Source, flattened_dense, input_channels_reversed, keras_rule, torch_rule
+from keras_cnn.weights._mapping import Source, flattened_dense, input_channels_reversed, keras_rule, torch, torch_rule
+
+CI_ROWS = ("vgg11", "vgg11_bn")  # the rules of every row, with and without BN; the deeper rows' goldens are slow
+
+
+def flattened_linear(path, channels, size):
+    """The weights of a torchvision ``Linear`` after ``flatten`` of a ``(channels, size, size)`` map, for a Keras
+    ``Dense`` after ``Flatten`` of ``(size, size, channels)``: the input rows are reordered (VGG's and AlexNet's
+    fc6)."""
+    return {"kernel": flattened_dense(f"{path}.weight", channels, size, size), "bias": torch(f"{path}.bias")}
 
 
 def _torchvision_features(spec):
@@ -20,11 +29,10 @@ def _torchvision_features(spec):
 
 
 def _torchvision_mapping(spec):
-    names = {**_torchvision_features(spec), "fc7": "classifier.3", "predictions": "classifier.6"}
-    # torchvision flattens the (512, 7, 7) map channel-first; Keras flattens (7, 7, 512)
-    fc6 = {"kernel": flattened_dense("classifier.0.weight", 512, 7, 7),
-           "bias": torch_rule(lambda layer: "classifier.0")(["fc6/bias"])["fc6/bias"]}
-    return torch_rule(lambda layer: fc6 if layer == "fc6" else names.get(layer))
+    # torchvision average-pools to (512, 7, 7) and flattens it channel-first: 224x224 inputs
+    names = {**_torchvision_features(spec), "fc6": flattened_linear("classifier.0", 512, 7),
+             "fc7": "classifier.3", "predictions": "classifier.6"}
+    return torch_rule(names.get)
 
 
 for _name in ("vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"):
@@ -33,8 +41,8 @@ for _name in ("vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16
         source="torchvision", name=_name, model=_name, mapping=_torchvision_mapping(_spec),
         # the last convolution's index tells the depth (and BN) apart: hints name the right variant
         signature=("classifier.0.weight", f"{list(_torchvision_features(_spec).values())[-1]}.weight"),
-        preprocessing=imagenet(224, 256), head=("classifier.6.*",),
-        reference=f"torchvision.models.{_name}", golden_input=224))
+        preprocessing=imagenet(224, 256), head=("classifier.6.*",), top=("classifier.*",),
+        reference=f"torchvision.models.{_name}", golden_input=224, slow=_name not in CI_ROWS))
 
 # keras.applications VGG16/VGG19: the same layer names but fc1/fc2; "caffe" inputs (BGR, mean subtracted in
 # 0-255), so the first convolution's input channels are reversed and the record asks RGB in [0, 1] with the mean.
@@ -44,13 +52,14 @@ _KERAS_NAMES = {"fc6": "fc1", "fc7": "fc2"}
 def _keras_rename(layer):
     path = _KERAS_NAMES.get(layer, layer)
     if layer == "block1_conv1":
-        return {v: input_channels_reversed(Source((f"{path}/{v}",))) if v == "kernel" else Source((f"{path}/{v}",))
-                for v in ("kernel", "bias")}
+        return {"kernel": input_channels_reversed(Source((f"{path}/kernel",))), "bias": Source((f"{path}/bias",))}
     return path
 
 
-for _name, _upstream in (("vgg16", "VGG16"), ("vgg19", "VGG19")):
+# the last convolution tells the depth apart, in the full files and in the ``_notop`` ones alike
+for _name, _upstream, _last in (("vgg16", "VGG16", "block5_conv3"), ("vgg19", "VGG19", "block5_conv4")):
     register_upstream(Upstream(
         source="keras.applications", name=_upstream, model=_name, mapping=keras_rule(_keras_rename),
-        signature=("block1_conv1/kernel", "fc1/kernel", "block5_conv3/kernel"),
-        preprocessing=imagenet(224, 256, **CAFFE), head=("predictions/*",)))
+        signature=("block1_conv1/kernel", f"{_last}/kernel"),
+        preprocessing=imagenet(224, 256, **CAFFE), head=("predictions/*",),
+        top=("fc1/*", "fc2/*", "predictions/*")))
