@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import keras_cnn
-from keras_cnn.layers import LocalResponseNormalization
-from keras_cnn.layers.inception_blocks import ScaledResidual
+from keras_cnn.layers import CeilModeMaxPooling2D, LocalResponseNormalization
+from keras_cnn.layers.inception_blocks import (AdaptiveAveragePooling2D, ConvBN, Pool, ScaledResidual, adaptive_windows,
+                                               inception_module)
 from keras_cnn.models.inception import (INCEPTION_V3, V3_STEM_CHANNELS, aux_compile_kwargs, inference_model,
                                        module_channels)
 from tests.conftest import SMALL_CLASSES, random_images, small_model
@@ -83,6 +84,57 @@ def test_googlenet_batch_norm_variant_layers():
     assert not any(isinstance(layer, LocalResponseNormalization) for layer in model.layers)
     assert model.get_layer("inception_3a_b3_2_3x3_bn").epsilon == 1e-3
     assert model.get_layer("inception_3a_b3_2_3x3").use_bias is False
+
+
+def test_googlenet_torchvision_form_pads_and_pools_as_pytorch():
+    """torchvision's GoogLeNet: 7x7/2 stem padded 3 on every side, stride-2 max pools in ceil mode (no padding),
+    2x2/2 before 5a, auxiliary heads pooled adaptively to 4x4. At 72 the 9x9 map pools to 4x4 (ceil mode), where
+    "same" gives 5x5."""
+    model = keras_cnn.build("googlenet", batch_norm=True, kernel_5x5=3, pool4_size=2, padding="symmetric",
+                            aux_pooling="adaptive", aux_logits=True, input_shape=(72, 72, 3), classes=SMALL_CLASSES)
+    assert model.get_layer("conv1_7x7_s2_pad").padding == ((3, 3), (3, 3))
+    assert shapes(model, ["conv1_7x7_s2", "pool2_3x3_s2", "pool3_3x3_s2", "pool4_2x2_s2", "aux1_avgpool"]) == {
+        "conv1_7x7_s2": (36, 36, 64), "pool2_3x3_s2": (9, 9, 192), "pool3_3x3_s2": (4, 4, 480),
+        "pool4_2x2_s2": (2, 2, 832), "aux1_avgpool": (4, 4, 512)}
+    assert isinstance(model.get_layer("pool3_3x3_s2"), CeilModeMaxPooling2D)
+    assert isinstance(model.get_layer("aux2_avgpool"), AdaptiveAveragePooling2D)
+    assert trainable_count(keras_cnn.build("googlenet", batch_norm=True, kernel_5x5=3, pool4_size=2,
+                                           padding="symmetric")) == 6_624_904  # torchvision's num_params
+    for option, bad, message in (("pool4_size", 4, "pool4_size must be one of 3, 2"),
+                                 ("padding", "valid", "padding must be one of 'same', 'symmetric'"),
+                                 ("aux_pooling", "max", "aux_pooling must be one of 'window', 'adaptive'")):
+        with pytest.raises(ValueError, match=message):
+            keras_cnn.build("googlenet", **{option: bad})
+
+
+def test_adaptive_average_pooling_matches_pytorchs_windows():
+    assert adaptive_windows(14, 4) == [(0, 4), (3, 7), (7, 11), (10, 14)]  # torchvision's aux input at 224
+    assert adaptive_windows(3, 4) == [(0, 1), (0, 2), (1, 3), (2, 3)]  # a map smaller than the output
+    x = np.arange(2 * 14 * 14 * 3, dtype="float32").reshape(2, 14, 14, 3)
+    layer = AdaptiveAveragePooling2D(4)
+    expected = np.stack([np.stack([x[:, r0:r1, c0:c1].mean(axis=(1, 2)) for c0, c1 in adaptive_windows(14, 4)],
+                                  axis=1) for r0, r1 in adaptive_windows(14, 4)], axis=1)
+    np.testing.assert_allclose(layer(x), expected, rtol=1e-6)
+    assert AdaptiveAveragePooling2D.from_config(layer.get_config()).output_size == 4
+    with pytest.raises(TypeError, match="output_size must be an integer"):
+        AdaptiveAveragePooling2D(4.0)
+
+
+def test_count_include_pad_averages_over_the_whole_window():
+    """PyTorch's F.avg_pool2d(x, 3, 1, padding=1) divides by 9 at the border too (torchvision's and timm's
+    Inception-v3); TensorFlow's "same" pooling divides by the cells inside the map."""
+    inputs = keras.Input((4, 4, 1))
+    conv = ConvBN()
+    counted = inception_module(inputs, ((Pool("avg"),),), name="m", conv=conv, count_include_pad=True)
+    plain = inception_module(inputs, ((Pool("avg"),),), name="n", conv=conv)
+    ones = np.ones((1, 4, 4, 1), "float32")
+    counted, plain = (np.asarray(keras.Model(inputs, out)(ones))[0, :, :, 0] for out in (counted, plain))
+    assert counted[0, 0] == pytest.approx(4 / 9) and counted[0, 1] == pytest.approx(6 / 9) and counted[1, 1] == 1
+    np.testing.assert_allclose(plain, 1.0)
+    model = keras_cnn.build("inception_v3", count_include_pad=True, include_top=False, input_shape=(75, 75, 3))
+    assert model.get_layer("mixed_7c_b4_1_avgpool_pad").padding == ((1, 1), (1, 1))
+    with pytest.raises(TypeError, match="count_include_pad must be True or False"):
+        keras_cnn.build("inception_v3", count_include_pad=1)
 
 
 def _train_one_epoch(model, **compile_args):
@@ -244,14 +296,48 @@ SEED_REDUCTION_A = {"inception_v4": (192, 224, 256, 384), "inception_resnet_v1":
 @pytest.mark.parametrize("name", [grouped(n) for n in SEED_REDUCTION_A])
 def test_reduction_a_follows_the_k_l_m_n_table(name):
     model = small_model(name)
-    filters = tuple(model.get_layer(f"mixed_6a_{layer}").filters for layer in ("b3_1_1x1", "b3_2_3x3", "b3_3_3x3",
-                                                                              "b2_1_3x3"))
+    filters = tuple(model.get_layer(f"mixed_6a_{layer}").filters for layer in ("b2_1_1x1", "b2_2_3x3", "b2_3_3x3",
+                                                                              "b1_1_3x3"))
     expected = SEED_REDUCTION_A[name]
     if name == "inception_resnet_v2":  # the seed misprints m; the paper's Table 1 and the release have 384
         expected = (256, 256, 384, 384)
     assert filters == expected
-    assert model.get_layer("mixed_6a").output.shape[-1] == model.get_layer("mixed_6a_b1_1_maxpool").output.shape[
+    # TF-slim's channel order: conv n | k-l-m | max pooling (the released weights, timm, keras.applications)
+    assert concatenated(model, "mixed_6a") == ["mixed_6a_b1_1_3x3_relu", "mixed_6a_b2_3_3x3_relu",
+                                               "mixed_6a_b3_1_maxpool"]
+    assert model.get_layer("mixed_6a").output.shape[-1] == model.get_layer("mixed_6a_b3_1_maxpool").output.shape[
         -1] + expected[2] + expected[3]
+
+
+def concatenated(model, name):
+    """The layers whose outputs the concatenation ``name`` joins, in channel order."""
+    return [t._keras_history.operation.name for t in model.get_layer(name).input]
+
+
+@pytest.mark.xdist_group("inception_v4")
+def test_inception_v4_blocks_are_in_tf_slims_order():
+    """The released weights (TF-slim, timm's inception_v4) fix what the paper's figures leave open: pooling
+    branches last, Inception-B's double 7x7 branch 7x1 first, Inception-C's double 3x3 branch 3x1 first and its
+    last fork 1x3 then 3x1 (40 kernels had the transposed shapes before)."""
+    model = small_model("inception_v4")
+    kernels = {name: [model.get_layer(layer.name).kernel_size for layer in model.layers
+                      if layer.name.startswith(f"{name}_b3_") and isinstance(layer, keras.layers.Conv2D)]
+               for name in ("mixed_6b", "mixed_6h", "mixed_7b", "mixed_7d")}
+    assert kernels["mixed_6b"] == kernels["mixed_6h"] == [(1, 1), (7, 1), (1, 7), (7, 1), (1, 7)]
+    assert kernels["mixed_7b"] == kernels["mixed_7d"] == [(1, 1), (3, 1), (1, 3), (1, 3), (3, 1)]
+    assert concatenated(model, "mixed_5b")[-1] == "mixed_5b_b4_2_1x1_relu"
+    assert concatenated(model, "mixed_7a")[-1] == "mixed_7a_b3_1_maxpool"
+    assert model.get_layer("mixed_5b_b4_1_avgpool") and model.get_layer("mixed_7b_b4_1_avgpool")
+    assert concatenated(model, "mixed_3a")[0] == "mixed_3a_b1_1_maxpool"  # the stem's one pool-first module
+
+
+@pytest.mark.xdist_group("inception_resnet_v2")
+def test_inception_resnet_reductions_concatenate_pooling_last():
+    model = small_model("inception_resnet_v2")
+    assert concatenated(model, "mixed_7a") == ["mixed_7a_b1_2_3x3_relu", "mixed_7a_b2_2_3x3_relu",
+                                               "mixed_7a_b3_3_3x3_relu", "mixed_7a_b4_1_maxpool"]
+    v1 = keras_cnn.build("inception_resnet_v1", include_top=False, input_shape=(75, 75, 3))
+    assert concatenated(v1, "mixed_7a")[-1] == "mixed_7a_b4_1_maxpool"
 
 
 @pytest.mark.xdist_group("inception_v4")

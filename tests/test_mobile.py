@@ -314,3 +314,36 @@ def test_efficientnet_b0_mbconv_se_and_drop_connect():
     assert layers["head_dropout"].rate == 0.2
     plain = keras_cnn.build("efficientnet_b0", input_shape=SMALL, drop_connect_rate=0.0)
     assert not any(isinstance(layer, DropPath) for layer in plain.layers)
+
+
+# --- MobileNet / EfficientNet: the numerical forms of PyTorch-born checkpoints ------------------------------------
+
+@pytest.mark.parametrize("name", ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0"])
+def test_mobile_padding_and_epsilon_options(name):
+    """Default: TensorFlow's "same" and epsilon 1e-3 (no padding layers). ``padding="symmetric"`` pads only the
+    strided windows (the stem and the stride-2 depthwise convolutions), ``k // 2`` on every side as PyTorch does;
+    ``bn_epsilon`` reaches every BatchNormalization. Neither changes the parameters."""
+    default = keras_cnn.build(name, input_shape=(64, 64, 3))
+    norms = [layer for layer in default.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert {layer.epsilon for layer in norms} == {1e-3}
+    assert not any(layer.name.endswith("_pad") for layer in default.layers)
+    ported = keras_cnn.build(name, input_shape=(64, 64, 3), padding="symmetric", bn_epsilon=1e-5)
+    assert {layer.epsilon for layer in ported.layers if isinstance(layer, keras.layers.BatchNormalization)} == {1e-5}
+    pads = {layer.name[:-len("_pad")]: layer.padding for layer in ported.layers if layer.name.endswith("_pad")}
+    strided = {layer.name: layer.kernel_size[0] // 2 for layer in ported.layers
+               if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)) and layer.strides == (2, 2)}
+    assert pads == {conv: ((k, k), (k, k)) for conv, k in strided.items()} and "conv1" in pads
+    assert ported.count_params() == default.count_params()
+    assert ported.output_shape == default.output_shape
+
+
+@pytest.mark.parametrize("options, error, match", [
+    ({"padding": "valid"}, ValueError, "padding must be one of 'same', 'symmetric'; received 'valid'"),
+    ({"bn_epsilon": 0.0}, ValueError, "bn_epsilon must be a finite number > 0"),
+    ({"bn_epsilon": float("nan")}, ValueError, "bn_epsilon must be a finite number > 0"),
+    ({"bn_epsilon": "1e-5"}, TypeError, "bn_epsilon must be a number"),
+])
+@pytest.mark.parametrize("name", ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0"])
+def test_mobile_padding_and_epsilon_errors_name_the_argument(name, options, error, match):
+    with pytest.raises(error, match=match):
+        keras_cnn.build(name, input_shape=SMALL, **options)

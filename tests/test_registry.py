@@ -27,7 +27,8 @@ def test_the_architecture_is_the_spec_row_and_options_are_the_rest():
     assert registry.get("vgg16_bn").spec.batch_norm and not registry.get("vgg16").spec.batch_norm
     assert registry.get("vgg16_bn").options == {"dropout": 0.5}
     assert registry.get("alexnet").options == {"groups": 1, "lrn": True, "dropout": 0.5}
-    assert registry.get("efficientnet_b2").options == {"dropout": 0.3, "drop_connect_rate": 0.2}
+    assert registry.get("efficientnet_b2").options == {"dropout": 0.3, "drop_connect_rate": 0.2, "padding": "same",
+                                                       "bn_epsilon": 1e-3}
     with pytest.raises(TypeError, match="Unknown option.*'batch_norm' for model 'vgg11'; its options are: dropout"):
         keras_cnn.build("vgg11", batch_norm=True)
 

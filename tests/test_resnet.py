@@ -109,6 +109,30 @@ def test_preactivation_unit_wiring():
     assert [layer.name for layer in model.layers[-2:]] == ["post_bn", "post_relu"]
 
 
+def test_tf_slim_preactivation_form():
+    """keras.applications' ResNet*V2 (TF-slim's resnet_v2): the stem convolution (with a bias, no BN-ReLU) feeds
+    the pooling and the first unit pre-activates; stages 1-3 halve the map in their last unit, whose shortcut is
+    the subsampled identity; the convolutions no BN follows have biases. Same parameters as ResNet50V2."""
+    model = keras_cnn.build("resnet50_v2", include_top=False, input_shape=(64, 64, 3), downsample="last",
+                            stem_norm=False, conv_bias=True)
+    names = {layer.name for layer in model.layers}
+    assert "stem_conv_bn" not in names and model.get_layer("stem_conv").use_bias
+    assert source(model, "stem_pool_pad") == ["stem_conv"]
+    assert source(model, "stage1_block1_preact_bn") == ["stem_pool"]
+    sizes = {f"stage{s}_block{b}": model.get_layer(f"stage{s}_block{b}_add").output.shape[1]
+             for s, b in ((1, 1), (1, 3), (2, 1), (2, 4), (3, 6), (4, 3))}
+    assert sizes == {"stage1_block1": 16, "stage1_block3": 8, "stage2_block1": 8, "stage2_block4": 4,
+                     "stage3_block6": 2, "stage4_block3": 2}
+    assert "stage1_block3_shortcut" not in names
+    assert source(model, "stage1_block3_shortcut_pool") == ["stage1_block2_add"]
+    assert [model.get_layer(f"stage1_block3_conv{i}").strides for i in (1, 2)] == [(1, 1), (2, 2)]
+    assert model.get_layer("stage2_block1_shortcut").strides == (1, 1)
+    assert model.get_layer("stage2_block1_shortcut").use_bias and model.get_layer("stage2_block1_conv3").use_bias
+    assert not model.get_layer("stage2_block1_conv2").use_bias
+    full = keras_cnn.build("resnet50_v2", downsample="last", stem_norm=False, conv_bias=True)
+    assert full.count_params() == 25_613_800  # keras.applications.ResNet50V2(weights=None).count_params()
+
+
 def test_cifar_preactivation_strides_the_first_1x1():
     spec = registry.get("resnet164_v2").spec
     assert spec.preact and spec.stride_in_1x1

@@ -60,14 +60,18 @@ def check_logits(actual, reference):
 
 # --- keras.applications -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("application, name, kwargs", [
-    pytest.param("MobileNetV2", "mobilenet_v2", {}, id="MobileNetV2"),
-    pytest.param("MobileNet", "mobilenet_v1", {}, id="MobileNet", marks=pytest.mark.slow),
+@pytest.mark.parametrize("application, name, released", [
+    pytest.param("MobileNetV2", "mobilenet_v2", True, id="MobileNetV2"),
+    pytest.param("MobileNetV2", "mobilenet_v2", False, id="MobileNetV2-keras3-names", marks=pytest.mark.slow),
+    pytest.param("MobileNet", "mobilenet_v1", True, id="MobileNet", marks=pytest.mark.slow),
 ])
-def test_keras_applications_mobilenet_computes_the_same_logits(application, name, kwargs, tmp_path):
+def test_keras_applications_mobilenet_computes_the_same_logits(application, name, released, tmp_path):
     """keras.applications pads the strided depthwise convolutions with ZeroPadding2D (correct_pad, or
-    ((0, 1), (0, 1)) in v1) before a valid convolution: TensorFlow's "same" on the even maps of a 64 input."""
-    path, reference = released_application(getattr(keras.applications, application), 64, str(tmp_path), **kwargs)
+    ((0, 1), (0, 1)) in v1) before a valid convolution: TensorFlow's "same" on the even maps of a 64 input. A file
+    saved by Keras 3 (depthwise kernels named ``kernel``) loads as the released ones do."""
+    path, reference = synthetic.keras_application_golden(getattr(keras.applications, application), 64,
+                                                         str(tmp_path))
+    path = as_released(path) if released else path
     check_logits(synthetic.keras_logits(name, path, 64, "keras.applications"), reference)
 
 
@@ -90,16 +94,25 @@ def test_keras_applications_mobilenet_v3_and_its_rescaling(application, name, tm
     check_logits(model.predict(preprocess_input(model, pixels), verbose=0), full.predict(pixels, verbose=0))
 
 
-def released_efficientnet(application, size, folder, monkeypatch):
-    """keras.applications' EfficientNet as ``weights="imagenet"`` builds it, loading a seeded released-style file
-    (``get_file`` returns it instead of downloading): Rescaling(1 / 255), Normalization holding the released
-    files' mean (0.485, 0.456, 0.406) and "variance" (0.229, 0.224, 0.225), Rescaling(1 / sqrt(std)).
-    BatchNorm statistics are calibrated on pixels whose normalised values are the calibration images."""
+def released_efficientnet(application, size, folder, *, imagenet_path, monkeypatch=None):
+    """``(path, model)``: a keras.applications EfficientNet with seeded weights whose Normalization holds the
+    released files' mean (0.485, 0.456, 0.406) and "variance" (0.229, 0.224, 0.225), BatchNorm statistics
+    calibrated on pixels the model normalises to the calibration images, saved as a released-style file.
+
+    ``imagenet_path``: the model ``weights="imagenet"`` builds (Rescaling(1 / 255), Normalization, Rescaling(1 /
+    sqrt(std))), ``get_file`` returning a seeded file instead of downloading; else ``weights=None``'s (no last
+    Rescaling)."""
+    import h5py
     from keras.src.applications import efficientnet
+    from keras.src.legacy.saving import legacy_h5_format
 
     seed_path, _ = synthetic.keras_application_golden(application, 32, folder, filename="seed.h5")
-    monkeypatch.setattr(efficientnet.file_utils, "get_file", lambda *args, **kwargs: seed_path)
-    model = application(weights="imagenet", input_shape=(size, size, 3), classifier_activation=None)
+    if imagenet_path:
+        monkeypatch.setattr(efficientnet.file_utils, "get_file", lambda *args, **kwargs: seed_path)
+    model = application(weights="imagenet" if imagenet_path else None, input_shape=(size, size, 3),
+                        classifier_activation=None)
+    if not imagenet_path:
+        model.load_weights(seed_path)
     norm = next(layer for layer in model.layers if isinstance(layer, keras.layers.Normalization))
     norm.adapt_mean.assign(IMAGENET_MEAN)
     norm.adapt_variance.assign(IMAGENET_STD)  # the released files' slip: the standard deviations as variance
@@ -107,19 +120,19 @@ def released_efficientnet(application, size, folder, monkeypatch):
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = 0.0
-    model(imagenet_pixels(synthetic.images(size=size, **synthetic.CALIBRATION_IMAGES)), training=True)
+    model(efficientnet_pixels(synthetic.images(size=size, **synthetic.CALIBRATION_IMAGES), imagenet_path),
+          training=True)
     path = os.path.join(folder, "efficientnet.h5")
-    import h5py
-    from keras.src.legacy.saving import legacy_h5_format
-
     with h5py.File(path, "w") as file:
         legacy_h5_format.save_weights_to_hdf5_group(file, model)
     return as_released(path), model
 
 
-def imagenet_pixels(images):
-    """0-255 pixels whose ImageNet-normalised values are ``images``."""
-    return ((images * IMAGENET_STD + IMAGENET_MEAN) * 255.0).astype(np.float32)
+def efficientnet_pixels(images, imagenet_path):
+    """0-255 pixels the model's own layers normalise to ``images``: ``(x / 255 - mean) / sqrt(variance)``, with
+    variance = std, then ``/ sqrt(std)`` on the imagenet path."""
+    scale = IMAGENET_STD if imagenet_path else np.sqrt(IMAGENET_STD)
+    return ((images * scale + IMAGENET_MEAN) * 255.0).astype(np.float32)
 
 
 def test_keras_applications_efficientnet_b0_with_its_preprocessing(tmp_path, monkeypatch):
@@ -127,8 +140,10 @@ def test_keras_applications_efficientnet_b0_with_its_preprocessing(tmp_path, mon
     224 its include_top imagenet path requires) equals keras_cnn on the recorded preprocessing of the same pixels:
     the record (ImageNet mean and std) is what the released Normalization and the extra Rescaling compute."""
     size = 224
-    path, application = released_efficientnet(keras.applications.EfficientNetB0, size, str(tmp_path), monkeypatch)
-    pixels = imagenet_pixels(synthetic.images(size=size, **synthetic.GOLDEN_IMAGES))
+    path, application = released_efficientnet(keras.applications.EfficientNetB0, size, str(tmp_path),
+                                              imagenet_path=True, monkeypatch=monkeypatch)
+    assert sum(isinstance(layer, keras.layers.Rescaling) for layer in application.layers) == 2  # 1/255, 1/sqrt(std)
+    pixels = efficientnet_pixels(synthetic.images(size=size, **synthetic.GOLDEN_IMAGES), imagenet_path=True)
     model = keras_cnn.build("efficientnet_b0", weights=path, input_shape=(size, size, 3), classifier_activation=None)
     assert checkpoint_info(model)["upstream"] == "EfficientNetB0"
     check_logits(model.predict(preprocess_input(model, pixels), verbose=0), application.predict(pixels, verbose=0))
@@ -137,15 +152,24 @@ def test_keras_applications_efficientnet_b0_with_its_preprocessing(tmp_path, mon
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", range(1, 8))
 def test_keras_applications_efficientnet_computes_the_same_logits(variant, tmp_path):
-    """B1-B7 built as with weights=None (Rescaling(1 / 255), then a seeded identity Normalization): keras_cnn on
-    ``images / 255``, what the trunk sees."""
+    """B1-B7 at 96 (their imagenet path would need their full resolutions), as ``weights=None`` builds them: keras_cnn
+    on what the trunk sees, ``(x / 255 - mean) / sqrt(variance)``."""
     size = 96
-    path, reference = released_application(getattr(keras.applications, f"EfficientNetB{variant}"), size,
-                                           str(tmp_path))
+    path, application = released_efficientnet(getattr(keras.applications, f"EfficientNetB{variant}"), size,
+                                              str(tmp_path), imagenet_path=False)
+    pixels = efficientnet_pixels(synthetic.images(size=size, **synthetic.GOLDEN_IMAGES), imagenet_path=False)
     model = keras_cnn.build(f"efficientnet_b{variant}", weights=path, input_shape=(size, size, 3),
                             classifier_activation=None)
-    images = synthetic.images(size=size, **synthetic.GOLDEN_IMAGES)
-    check_logits(model.predict(images / 255.0, verbose=0), reference)
+    normalised = ((pixels / 255.0 - IMAGENET_MEAN) / np.sqrt(IMAGENET_STD)).astype(np.float32)
+    check_logits(model.predict(normalised, verbose=0), application.predict(pixels, verbose=0))
+
+
+def test_keras_applications_efficientnet_with_another_normalization_is_refused(tmp_path):
+    """A file whose Normalization is not the released one (here: never adapted, mean 0 and variance 1) would need
+    another preprocessing than the recorded one: refused, nothing loaded."""
+    path, _ = released_application(keras.applications.EfficientNetB0, 32, str(tmp_path))
+    with pytest.raises(ValueError, match=r"Normalization layer holds mean \[0\.0, 0\.0, 0\.0\]"):
+        keras_cnn.build("efficientnet_b0", weights=path, input_shape=(32, 32, 3))
 
 
 # --- options and errors -----------------------------------------------------------------------------------------
@@ -154,12 +178,30 @@ def test_each_checkpoint_sets_the_padding_and_epsilon_it_was_trained_with():
     pytorch, symmetric = {"padding": "symmetric", "bn_epsilon": 1e-5}, {"padding": "symmetric"}
     expected = {"torchvision:mobilenet_v2": pytorch, "timm:mobilenetv1_100": pytorch,
                 "torchvision:mobilenet_v3_large": symmetric, "torchvision:mobilenet_v3_small": symmetric,
+                "timm:mobilenetv3_large_100": pytorch, "timm:mobilenetv3_small_100": pytorch,
                 **{f"torchvision:efficientnet_b{i}": pytorch for i in range(5)},
-                **{f"torchvision:efficientnet_b{i}": symmetric for i in range(5, 8)}}
+                **{f"torchvision:efficientnet_b{i}": symmetric for i in range(5, 8)},
+                **{f"timm:efficientnet_b{i}": pytorch for i in range(6)}}
     family = [u for u in upstreams() if u.model.startswith(("mobilenet", "efficientnet"))]
-    assert len(family) == 4 + 3 + 4 + 8 * 3
+    # MobileNets: 3 torchvision, 5 timm, 4 keras.applications; EfficientNets: 3 per variant, timm's own B0-B5
+    assert len(family) == 3 + 5 + 4 + 8 * 3 + 6
     for upstream in family:  # timm's tf_* ports and keras.applications: the TensorFlow defaults
         assert dict(upstream.options) == expected.get(upstream.key, {}), upstream.key
+
+
+def test_timm_ports_and_timm_trainings_share_tensors_and_the_source_tells_them_apart(tmp_path):
+    """timm's tf_mobilenetv3_small_100 and mobilenetv3_small_100 have the same tensors: the file is detected as
+    the tf_* port (registered first), weights_source selects the PyTorch-trained row and its options."""
+    manifest, stats, _, size = synthetic.read_golden(os.path.join(GOLDENS, "timm", "tf_mobilenetv3_small_100.npz"))
+    path = keras_cnn.weights.write_safetensors(synthetic.checkpoint(manifest, stats=stats),
+                                               str(tmp_path / "small.safetensors"))
+    detected = keras_cnn.build("mobilenet_v3_small", weights=path, input_shape=(size, size, 3))
+    assert checkpoint_info(detected)["upstream"] == "tf_mobilenetv3_small_100"
+    assert not any(layer.name.endswith("_pad") for layer in detected.layers)
+    chosen = keras_cnn.build("mobilenet_v3_small", weights=path, input_shape=(size, size, 3),
+                             weights_source="timm:mobilenetv3_small_100")
+    assert checkpoint_info(chosen)["upstream"] == "mobilenetv3_small_100"
+    assert chosen.get_layer("conv1_pad") and chosen.get_layer("conv1_bn").epsilon == 1e-5
 
 
 def test_a_sibling_variant_checkpoint_is_refused_by_name(tmp_path):

@@ -239,7 +239,7 @@ class AdaptiveAveragePooling2D(keras.layers.Layer):
         self._rows, self._cols = (self._matrix(n) for n in (height, width))
 
     def _matrix(self, size):
-        matrix = np.zeros((self.output_size, size), "float32")
+        matrix = np.zeros((self.output_size, size))  # float64: cast to the input dtype in call
         for i, (start, end) in enumerate(adaptive_windows(size, self.output_size)):
             matrix[i, start:end] = 1.0 / (end - start)
         return matrix

@@ -13,8 +13,6 @@ the release's values as default) and BN gamma (``batch_norm_scale``, timm's form
 
 import dataclasses
 
-import keras
-
 from keras_cnn import _validate
 from keras_cnn.layers.inception_blocks import (Conv, ConvBN, Pool, Split, asymmetric, inception_module, reduction_a,
                                                residual_inception_module)

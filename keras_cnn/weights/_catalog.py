@@ -54,6 +54,7 @@ class Upstream:
     reference: str = None
     reference_kwargs: Mapping = dataclasses.field(default_factory=dict)
     golden_input: int = None
+    golden_dtype: str = "float32"  # "float64" where seeded weights amplify float32 rounding past the tolerance
     slow: bool = False  # its golden test runs in the slow suite (a deeper row of rules a CI row already runs)
     note: str = ""
     renamed: Callable = None

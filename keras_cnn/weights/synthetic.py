@@ -87,8 +87,9 @@ def converted_logits(upstream, golden_path, folder):
     manifest, stats, reference, size = read_golden(golden_path)
     path = write_safetensors(checkpoint(manifest, stats=stats), os.path.join(folder, f"{upstream.name}.safetensors"))
     model = keras_cnn.build(upstream.model, weights=path, weights_source=upstream.key, input_shape=(size, size, 3),
-                            classifier_activation=None)
-    outputs = model.predict(images(GOLDEN_IMAGES["count"], size, seed=GOLDEN_IMAGES["seed"]), verbose=0)
+                            classifier_activation=None, dtype=upstream.golden_dtype)
+    batch = images(GOLDEN_IMAGES["count"], size, seed=GOLDEN_IMAGES["seed"]).astype(upstream.golden_dtype)
+    outputs = model.predict(batch, verbose=0)
     return np.asarray(outputs), reference
 
 

@@ -68,6 +68,7 @@ for _name in ("densenet121", "densenet161", "densenet169", "densenet201"):
 # torchvision's files
 register_upstream(_torch_upstream(
     "timm", "densenet121", preprocessing=imagenet(224, 256, interpolation="bicubic"), golden_input=72,
+    slow=True,  # torchvision's rules on torchvision's names: its CI row already runs them
     note="timm's file has torchvision's tensor names: weights_source='timm' records timm's bicubic preprocessing "
          "(the function is the same either way)"))
 

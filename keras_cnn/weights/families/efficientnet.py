@@ -1,20 +1,24 @@
 """EfficientNet B0-B7: torchvision's ``efficientnet_b0``-``b7``, timm's ``tf_efficientnet_b0``-``b7`` and
-keras.applications' ``EfficientNetB0``-``B7``.
+``efficientnet_b0``-``b5``, keras.applications' ``EfficientNetB0``-``B7``.
 
 torchvision's models pad symmetrically (PyTorch); its B0-B4 were trained in PyTorch with BatchNorm epsilon 1e-5,
 its B5-B7 weights are ports of the TensorFlow checkpoints built with epsilon 1e-3, but still run with PyTorch's
 padding, so keras_cnn matches them with ``padding="symmetric"`` as torchvision computes them. timm's ``tf_*`` ports
-and keras.applications are the TensorFlow form (the defaults). Block rules are MobileNet's
+and keras.applications are the TensorFlow form (the defaults); timm's own ``efficientnet_b*`` the PyTorch form, with
+the same tensors as its ``tf_*`` (``weights_source`` tells them apart). Block rules are MobileNet's
 (:mod:`keras_cnn.weights.families.mobilenet`).
 """
 
 import math
+import re
+
+import numpy as np
 
 from keras_cnn.models.efficientnet import COMPOUND_SCALING
-from keras_cnn.weights._catalog import Upstream, imagenet, register_upstream
-from keras_cnn.weights._mapping import keras_rule, torch_rule
-from keras_cnn.weights.families.mobilenet import (PYTORCH, SYMMETRIC, keras_layer, layer_names, timm_block,
-                                                  torchvision_block)
+from keras_cnn.weights._catalog import INCEPTION, IMAGENET_MEAN, IMAGENET_STD, Upstream, imagenet, register_upstream
+from keras_cnn.weights._mapping import Source, keras_rule, torch_rule
+from keras_cnn.weights.families.mobilenet import (PYTORCH, SYMMETRIC, keras_names, layer_names, same_tensors,
+                                                  timm_block, torchvision_block)
 
 _STAGE = r"stage(\d+)_block(\d+)"
 
@@ -28,11 +32,18 @@ _TORCHVISION_EVAL = {"efficientnet_b0": (224, 256, "bicubic"), "efficientnet_b1"
 _TIMM_CROP = {"efficientnet_b0": 0.875, "efficientnet_b1": 0.882, "efficientnet_b2": 0.890,
               "efficientnet_b3": 0.904, "efficientnet_b4": 0.922, "efficientnet_b5": 0.934,
               "efficientnet_b6": 0.942, "efficientnet_b7": 0.949}
+# timm's own PyTorch-trained EfficientNets (default tags: ra_in1k, ra4_e3600_r240_in1k, ra_in1k, ra2_in1k,
+# ra2_in1k, sw_in12k_ft_in1k): (input size, crop_pct, mean and std); B6 and B7 have no such weights
+_TIMM_PYTORCH = {"efficientnet_b0": (224, 0.875, {}), "efficientnet_b1": (240, 0.9, INCEPTION),
+                 "efficientnet_b2": (256, 0.875, {}), "efficientnet_b3": (288, 0.875, {}),
+                 "efficientnet_b4": (320, 0.875, {}), "efficientnet_b5": (448, 1.0, {})}
 _CI = "efficientnet_b0"  # the one variant whose golden runs in CI; the others repeat its rules, deeper and wider
 # Golden input 96 (maps 48, 24, 12, 6, 3; the strided windows meet even maps, where the paddings differ): at 64 the
 # seeded B1-B7 are so ill-conditioned on their 2x2 maps that the upstream's own float32 logits are 1e-4 to 3e-3
-# away from its float64 ones (measured with torch), so no float32 port can be held to 1e-4 there.
+# away from its float64 ones (measured with torch), so no float32 port can be held to 1e-4 there; timm's B7 is
+# so at 96 too (1.3e-2), not at 128 (1.4e-5).
 _GOLDEN_INPUT = 96
+_TIMM_B7_GOLDEN_INPUT = 128
 
 
 def _stage_position(block):
@@ -67,11 +78,35 @@ def _keras_block(position, name, parts):
             "project": f"{prefix}project_conv", "project_bn": f"{prefix}project_bn"}
 
 
+def _keras_renamed(tensors):
+    """:func:`keras_names`, and ``normalization`` for the Normalization layer Keras named automatically
+    (``normalization_<n>`` when the saving session had built others before)."""
+    return {re.sub(r"^normalization_\d+/", "normalization/", name): value
+            for name, value in keras_names(tensors).items()}
+
+
+def _released_normalization(kernel, mean, variance, shape):
+    """The stem kernel, once the file's Normalization layer is checked to hold the released files' values, the
+    ones the recorded preprocessing reproduces: with another, keras_cnn's record would silently be wrong."""
+    if not (np.allclose(mean.ravel(), IMAGENET_MEAN, atol=1e-6) and np.allclose(variance.ravel(), IMAGENET_STD,
+                                                                                  atol=1e-6)):
+        raise ValueError(
+            f"this keras.applications EfficientNet file's Normalization layer holds mean {mean.ravel().tolist()} "
+            f"and variance {variance.ravel().tolist()}; keras_cnn reproduces the released files' preprocessing "
+            f"only (mean {list(IMAGENET_MEAN)}, 'variance' {list(IMAGENET_STD)} and the extra Rescaling(1 / "
+            "sqrt(std)) of weights='imagenet': ImageNet's mean and std). Nothing was loaded.")
+    return kernel
+
+
 def _keras(keys):
-    """keras.applications: ``stem_conv``, ``block<row><letter>_*``, ``top_conv``, ``predictions``."""
+    """keras.applications: ``stem_conv`` (checked with the file's Normalization, :func:`_released_normalization`),
+    ``block<row><letter>_*``, ``top_conv``, ``predictions``."""
     names = {**layer_names(keys, ("stem_conv", "stem_bn"), ("top_conv", "top_bn"), _keras_block),
              "predictions": "predictions"}
-    return keras_rule(lambda layer: keras_layer(names[layer], layer) if layer in names else None)(keys)
+    mapping = keras_rule(names.get)(keys)
+    mapping["conv1/kernel"] = Source(("stem_conv/kernel", "normalization/mean", "normalization/variance"),
+                                     _released_normalization)
+    return mapping
 
 
 for _name, (_spec, _) in COMPOUND_SCALING.items():
@@ -92,16 +127,26 @@ for _name, (_spec, _) in COMPOUND_SCALING.items():
         source="timm", name=_upstream, model=_name, mapping=_timm,
         signature=("conv_stem.weight", f"blocks.5.{_row6}.conv_pwl.weight", "conv_head.weight"),
         preprocessing=imagenet(_size, math.floor(_size / _TIMM_CROP[_name]), interpolation="bicubic"),
-        head=("classifier.*",), reference=f"timm:{_upstream}", golden_input=_GOLDEN_INPUT, slow=_slow,
-        note="timm's .ap_in1k (AdvProp) weights of the same model take inputs in [-1, 1] (mean = std = 0.5)"))
+        head=("classifier.*",), reference=f"timm:{_upstream}", slow=_slow,
+        golden_input=_TIMM_B7_GOLDEN_INPUT if _name == "efficientnet_b7" else _GOLDEN_INPUT,
+        note="; ".join(["timm's .ap_in1k (AdvProp) weights of the same model take inputs in [-1, 1] (mean = std = "
+                        "0.5)"] + ([same_tensors(_name)] if _name in _TIMM_PYTORCH else []))))
+    if _name in _TIMM_PYTORCH:
+        _size, _crop, _normalisation = _TIMM_PYTORCH[_name]
+        register_upstream(Upstream(
+            source="timm", name=_name, model=_name, mapping=_timm, options=PYTORCH,
+            signature=("conv_stem.weight", f"blocks.5.{_row6}.conv_pwl.weight", "conv_head.weight"),
+            preprocessing=imagenet(_size, math.floor(_size / _crop), **_normalisation, interpolation="bicubic"),
+            head=("classifier.*",), reference=f"timm:{_name}", golden_input=_GOLDEN_INPUT, slow=True,
+            note=same_tensors(_upstream)))
 
     # keras.applications carries its preprocessing: Rescaling(1 / 255), Normalization with the released files'
     # mean (0.485, 0.456, 0.406) and "variance" (0.229, 0.224, 0.225) (the standard deviations, a known slip),
-    # then, for weights="imagenet", Rescaling(1 / sqrt(std)): (x / 255 - mean) / std, ImageNet's record. The
-    # normalization tensors have no keras_cnn counterpart. TensorFlow's evaluation crops size / (size + 32), bicubic.
+    # then, for weights="imagenet", Rescaling(1 / sqrt(std)): (x / 255 - mean) / std, ImageNet's record (the
+    # mapping checks the file holds those values). TensorFlow's evaluation crops size / (size + 32), bicubic.
     register_upstream(Upstream(
         source="keras.applications", name=f"EfficientNetB{_name[-1]}", model=_name, mapping=_keras,
         signature=("stem_conv/kernel", f"block6{chr(ord('a') + _row6)}_project_conv/kernel", "top_conv/kernel"),
-        preprocessing=imagenet(_size, _size + 32, interpolation="bicubic"), head=("predictions/*",),
-        ignore=("normalization*/*",),
-        note="the recorded preprocessing is that of the released files' Normalization layer (ImageNet mean/std)"))
+        renamed=_keras_renamed, preprocessing=imagenet(_size, _size + 32, interpolation="bicubic"),
+        head=("predictions/*",), ignore=("normalization/count",),
+        note="files whose Normalization layer holds other values than the released ones are refused"))

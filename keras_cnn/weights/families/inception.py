@@ -125,7 +125,9 @@ register_upstream(Upstream(
     source="torchvision", name="inception_v3", model="inception_v3", mapping=_V3_TORCH,
     signature=_V3_SIGNATURE + ("AuxLogits.fc.weight",), preprocessing=imagenet(299, 342, **INCEPTION),
     options=V3_TORCH_OPTIONS, **_V3_AUX, reference="torchvision.models.inception_v3",
-    reference_kwargs={"transform_input": False, "init_weights": False}, golden_input=75, note=_TV_NOTE))
+    # its AuxLogits run in the calibration (train mode) and need the 17x17 grid of a 299 input; the same rules
+    # run at 75 in CI as timm's tf_in1k
+    reference_kwargs={"transform_input": False, "init_weights": False}, golden_input=299, slow=True, note=_TV_NOTE))
 
 # timm's tags: tv_in1k is torchvision's file (with AuxLogits; its aux head runs in timm's forward only at ~299,
 # hence that golden's size), tf_in1k / tf_adv_in1k ports of TF-slim's, gluon_in1k GluonCV's (ImageNet mean/std).
@@ -179,7 +181,10 @@ register_upstream(Upstream(
     mapping=torch_rule(_conv_bn(_v4_timm_blocks(), {"predictions": "last_linear"})),
     signature=("features.0.conv.weight", "features.21.branch2_3b.conv.weight", "last_linear.weight"),
     preprocessing=imagenet(299, 342, **INCEPTION, interpolation="bicubic"), options={"batch_norm_scale": True},
-    head=("last_linear.*",), reference="timm:inception_v4", golden_input=75))
+    head=("last_linear.*",), reference="timm:inception_v4", golden_input=75,
+    # The seeded 75-input network amplifies float32 rounding ~1.3x per layer (no residuals): torch float32 alone is
+    # 5e-4 from torch float64. The golden is computed in float64 on both sides, where the conversion is exact.
+    golden_dtype="float64"))
 
 
 def _ir_v2_timm():

@@ -1,11 +1,11 @@
 """MobileNet v1, v2, v3: torchvision's ``mobilenet_v2`` and ``mobilenet_v3_large``/``_small``, timm's
-``mobilenetv1_100`` and ``tf_mobilenetv3_large_100``/``_small_100``, keras.applications' ``MobileNet``,
-``MobileNetV2``, ``MobileNetV3Large`` and ``MobileNetV3Small``.
+``mobilenetv1_100``, ``tf_mobilenetv3_large_100``/``_small_100`` and ``mobilenetv3_large_100``/``_small_100``,
+keras.applications' ``MobileNet``, ``MobileNetV2``, ``MobileNetV3Large`` and ``MobileNetV3Small``.
 
 Every upstream names a block's layers by its position and by which parts it has (expansion, squeeze-and-excitation),
 so the rules read the parts off keras_cnn's own names (``block<i>_expand``, ``stage<r>_block<b>_dwconv``, ...):
-:func:`block_parts`. The PyTorch-trained checkpoints (torchvision, timm's ``mobilenetv1_100``) need PyTorch's
-symmetric padding of the strided convolutions; torchvision's v2 and timm's v1 also BatchNorm epsilon 1e-5 (torchvision's
+:func:`block_parts`. The PyTorch-trained checkpoints (torchvision, timm's own) need PyTorch's
+symmetric padding of the strided convolutions; torchvision's v2 and timm's also BatchNorm epsilon 1e-5 (torchvision's
 v3 uses the TensorFlow 1e-3). timm's ``tf_*`` ports and keras.applications are the TensorFlow form, the defaults.
 """
 
@@ -100,12 +100,11 @@ def timm_stages(widths):
     return positions
 
 
-def keras_layer(path, layer):
-    """keras.applications' files were written by Keras 2, whose ``DepthwiseConv2D`` names its kernel
-    ``depthwise_kernel`` (Keras 3: ``kernel``)."""
-    if layer.endswith("_dwconv"):
-        return {"kernel": Source((f"{path}/depthwise_kernel",))}
-    return path
+def keras_names(tensors):
+    """One name for a depthwise kernel: keras.applications' released files were written by Keras 2, whose
+    ``DepthwiseConv2D`` calls it ``<layer>/depthwise_kernel``; Keras 3 calls it ``<layer>/kernel``, as the rules
+    do."""
+    return {re.sub(r"/depthwise_kernel$", "/kernel", name): value for name, value in tensors.items()}
 
 
 # --- torchvision ----------------------------------------------------------------------------------------------
@@ -186,17 +185,30 @@ register_upstream(Upstream(
     preprocessing=imagenet(224, 256, **INCEPTION, interpolation="bicubic"), options=PYTORCH,
     head=("classifier.*",), reference="timm:mobilenetv1_100", golden_input=64))
 
-for _name, _spec, _upstream in (("mobilenet_v3_large", MOBILENET_V3_LARGE, "tf_mobilenetv3_large_100"),
-                                ("mobilenet_v3_small", MOBILENET_V3_SMALL, "tf_mobilenetv3_small_100")):
+
+def same_tensors(other):
+    """The note of a timm row whose tensors are named and shaped as those of ``other``: the file cannot tell them
+    apart, the first registered (the ``tf_*`` row) is detected unless ``weights_source`` names the row."""
+    return (f"timm's {other} has the same tensor names and shapes but another padding/epsilon: pass "
+            f"weights_source='timm:<name>' for a file of the one not detected by default")
+
+
+for _name, _spec, _upstream in (("mobilenet_v3_large", MOBILENET_V3_LARGE, "mobilenetv3_large_100"),
+                                ("mobilenet_v3_small", MOBILENET_V3_SMALL, "mobilenetv3_small_100")):
     _widths = [row[2] for row in _spec.blocks]
     _last = timm_stages(_widths)[-1][0] + 1  # the stage of the ConvBnAct after the blocks
-    register_upstream(Upstream(
-        source="timm", name=_upstream, model=_name,
-        mapping=_timm_mapping(_widths, (f"blocks.{_last}.0.conv", f"blocks.{_last}.0.bn1"), _TIMM_V3_HEAD),
-        # timm's ports of the TensorFlow checkpoints: "same" padding (Conv2dSame), epsilon 1e-3: the defaults
-        signature=("conv_stem.weight", f"blocks.{_last}.0.conv.weight", "conv_head.weight"),
-        preprocessing=imagenet(224, 256, **INCEPTION), head=("classifier.*",), top=("conv_head.*", "classifier.*"),
-        reference=f"timm:{_upstream}", golden_input=64, slow=_name == "mobilenet_v3_large"))
+    _rows = {  # timm's port of the TensorFlow checkpoint ("same" padding by Conv2dSame, epsilon 1e-3: the
+               # defaults), then timm's own PyTorch training of the same model (ra_in1k, lamb_in1k weights)
+        f"tf_{_upstream}": ({}, imagenet(224, 256, **INCEPTION), _name == "mobilenet_v3_large"),
+        _upstream: (PYTORCH, imagenet(224, 256, interpolation="bicubic"), True)}
+    for _row, (_options, _preprocessing, _slow) in _rows.items():
+        register_upstream(Upstream(
+            source="timm", name=_row, model=_name,
+            mapping=_timm_mapping(_widths, (f"blocks.{_last}.0.conv", f"blocks.{_last}.0.bn1"), _TIMM_V3_HEAD),
+            signature=("conv_stem.weight", f"blocks.{_last}.0.conv.weight", "conv_head.weight"),
+            preprocessing=_preprocessing, options=_options, head=("classifier.*",),
+            top=("conv_head.*", "classifier.*"), reference=f"timm:{_row}", golden_input=64, slow=_slow,
+            note=same_tensors(_upstream if _row.startswith("tf_") else f"tf_{_upstream}")))
 
 # --- keras.applications -----------------------------------------------------------------------------------------
 # "tf" preprocessing: inputs in [-1, 1] (MobileNet, MobileNetV2 through preprocess_input; MobileNetV3 through its
@@ -207,7 +219,7 @@ def _keras_v1(keys):
     def rename(layer):
         match = re.fullmatch(r"block(\d+)_(dw|pw)conv(_bn)?", layer)
         if match:
-            return keras_layer(f"conv_{match[2]}_{match[1]}{match[3] or ''}", layer)
+            return f"conv_{match[2]}_{match[1]}{match[3] or ''}"
         if layer == "predictions":  # GlobalAveragePooling2D(keepdims) + 1x1 convolution + Reshape
             return {"kernel": conv_as_dense_keras("conv_preds/kernel"), "bias": Source(("conv_preds/bias",))}
         return {"conv1": "conv1", "conv1_bn": "conv1_bn"}.get(layer)
@@ -223,7 +235,7 @@ def _keras_v2_block(position, block, parts):
 def _keras_v2(keys):
     names = {**layer_names(keys, ("Conv1", "bn_Conv1"), ("Conv_1", "Conv_1_bn"), _keras_v2_block),
              "predictions": "predictions"}
-    return keras_rule(lambda layer: keras_layer(names[layer], layer) if layer in names else None)(keys)
+    return keras_rule(names.get)(keys)
 
 
 def _keras_v3_block(position, block, parts):
@@ -239,24 +251,23 @@ def _keras_v3(keys):
     # the head is pooling (keepdims), 1x1 convolutions conv_2 (+ h-swish, dropout) and logits, Flatten
     dense = {layer: {"kernel": conv_as_dense_keras(f"{conv}/kernel"), "bias": Source((f"{conv}/bias",))}
              for layer, conv in (("head_fc", "conv_2"), ("predictions", "logits"))}
-    return keras_rule(lambda layer: dense.get(layer) or (keras_layer(names[layer], layer) if layer in names
-                                                          else None))(keys)
+    return keras_rule({**names, **dense}.get)(keys)
 
 
 register_upstream(Upstream(
     source="keras.applications", name="MobileNet", model="mobilenet_v1", mapping=_keras_v1,
-    signature=("conv1/kernel", "conv_dw_13/depthwise_kernel", "conv_pw_13_bn/gamma"),
+    signature=("conv1/kernel", "conv_dw_13_bn/gamma", "conv_pw_13/kernel"), renamed=keras_names,
     preprocessing=imagenet(224, **INCEPTION), head=("conv_preds/*",),
     # its strided depthwise layers pad ((0, 1), (0, 1)): TensorFlow's "same" on the even maps of any input that
     # is a multiple of 32, as the released 128-224 ones are
     note="equal to TensorFlow's 'same' padding for inputs that are multiples of 32"))
 register_upstream(Upstream(
     source="keras.applications", name="MobileNetV2", model="mobilenet_v2", mapping=_keras_v2,
-    signature=("Conv1/kernel", "block_16_project/kernel", "Conv_1/kernel"),
+    signature=("Conv1/kernel", "block_16_project/kernel", "Conv_1/kernel"), renamed=keras_names,
     preprocessing=imagenet(224, **INCEPTION), head=("predictions/*",)))
 for _name, _upstream, _blocks in (("mobilenet_v3_large", "MobileNetV3Large", 15),
                                   ("mobilenet_v3_small", "MobileNetV3Small", 11)):
     register_upstream(Upstream(
         source="keras.applications", name=_upstream, model=_name, mapping=_keras_v3,
-        signature=("conv/kernel", f"expanded_conv_{_blocks - 1}_project/kernel", "conv_1/kernel"),
+        signature=("conv/kernel", f"expanded_conv_{_blocks - 1}_project/kernel", "conv_1/kernel"), renamed=keras_names,
         preprocessing=imagenet(224, **INCEPTION), head=("logits/*",), top=("conv_2/*", "logits/*")))

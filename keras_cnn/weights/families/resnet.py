@@ -10,6 +10,7 @@ stride in the 3x3); keras.applications' need ``stride_in_1x1`` (v1) and the TF-s
 
 import re
 
+from keras_cnn.layers.conv import BN_EPSILON
 from keras_cnn.models.resnet import VARIANTS
 from keras_cnn.weights._catalog import CAFFE, INCEPTION, Upstream, imagenet, register_upstream
 from keras_cnn.weights._mapping import Source, folded_bias_mean, input_channels_reversed, keras_rule, torch_rule
@@ -103,6 +104,23 @@ def _keras_layer(layer):
     return f"conv{int(stage) + 1}_block{block}_{index}" + ("" if index.endswith("bn") else "_conv")
 
 
+KERAS_EPSILON = 1.001e-5  # keras.applications' ResNets' BatchNormalization epsilon
+
+
+def _keras_bn(path):
+    """A keras.applications BatchNormalization for keras_cnn's epsilon: ``v + 1.001e-5 = v' + 1e-5`` holds for
+    the moving variance ``v' = v + 1e-8``, so the function is unchanged."""
+    def variance(array, shape):
+        return array + (KERAS_EPSILON - BN_EPSILON)
+    return {"moving_variance": Source((f"{path}/moving_variance",), variance),
+            **{v: Source((f"{path}/{v}",)) for v in ("gamma", "beta", "moving_mean")}}
+
+
+def _keras_v2_rename(layer):
+    path = _keras_layer(layer)
+    return _keras_bn(path) if path is not None and path.endswith("_bn") else path
+
+
 def _keras_v1_rename(layer):
     """keras.applications' ResNet v1: every convolution has a bias before its BN, folded into the BN's moving mean;
     the stem convolution saw BGR ("caffe" preprocessing)."""
@@ -111,8 +129,7 @@ def _keras_v1_rename(layer):
         return None
     if path.endswith("_bn"):
         conv = path[:-len("bn")] + "conv"
-        return {"moving_mean": folded_bias_mean(f"{path}/moving_mean", f"{conv}/bias"),
-                **{v: Source((f"{path}/{v}",)) for v in ("gamma", "beta", "moving_variance")}}
+        return {**_keras_bn(path), "moving_mean": folded_bias_mean(f"{path}/moving_mean", f"{conv}/bias")}
     if layer == "stem_conv":
         return {"kernel": input_channels_reversed(Source((f"{path}/kernel",)))}
     return path
@@ -137,6 +154,6 @@ for _name, _model in _KERAS_V1.items():
 
 for _name, _model in _KERAS_V2.items():
     register_upstream(Upstream(
-        source="keras.applications", name=_name, model=_model, mapping=keras_rule(_keras_layer),
+        source="keras.applications", name=_name, model=_model, mapping=keras_rule(_keras_v2_rename),
         signature=("conv1_conv/kernel", "post_bn/gamma", _keras_last(_model, "preact_bn/gamma")),
         preprocessing=imagenet(224, 256, **INCEPTION), options=KERAS_V2_OPTIONS, head=("predictions/*",)))
