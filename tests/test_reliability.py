@@ -130,7 +130,8 @@ BUILD = [
          "its options are: activation, pool"),
     case("unknown-option-resnet-depth", lambda: build("resnet18", depth=50), TypeError,
          "Unknown option(s) 'depth' for model 'resnet18'",
-         "drop_path_mode, drop_path_rate, dropout, shortcut, stride_in_1x1, zero_init_last"),
+         "conv_bias, downsample, drop_path_mode, drop_path_rate, dropout, shortcut, stem_norm, stride_in_1x1, "
+         "zero_init_last"),
     case("no-options", lambda: build("shufflenet_v2_x1_0", width=2), TypeError, "'width'",
          "its options are: none"),
     case("lenet-pool", lambda: build(pool="median"), ValueError, "pool must be one of 'avg', 'max'; received 'median'"),

@@ -60,19 +60,23 @@ def check_logits(actual, reference):
 
 # --- keras.applications -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("application, name, released", [
-    pytest.param("MobileNetV2", "mobilenet_v2", True, id="MobileNetV2"),
-    pytest.param("MobileNetV2", "mobilenet_v2", False, id="MobileNetV2-keras3-names", marks=pytest.mark.slow),
-    pytest.param("MobileNet", "mobilenet_v1", True, id="MobileNet", marks=pytest.mark.slow),
+@pytest.mark.parametrize("application, name, released, options", [
+    pytest.param("MobileNetV2", "mobilenet_v2", True, {}, id="MobileNetV2"),
+    pytest.param("MobileNetV2", "mobilenet_v2", False, {}, id="MobileNetV2-keras3-names", marks=pytest.mark.slow),
+    pytest.param("MobileNetV2", "mobilenet_v2", True, {"alpha": 0.35}, id="MobileNetV2-alpha0.35",
+                 marks=pytest.mark.slow),
+    pytest.param("MobileNet", "mobilenet_v1", True, {}, id="MobileNet", marks=pytest.mark.slow),
+    pytest.param("MobileNet", "mobilenet_v1", True, {"alpha": 0.5}, id="MobileNet-alpha0.5", marks=pytest.mark.slow),
 ])
-def test_keras_applications_mobilenet_computes_the_same_logits(application, name, released, tmp_path):
+def test_keras_applications_mobilenet_computes_the_same_logits(application, name, released, options, tmp_path):
     """keras.applications pads the strided depthwise convolutions with ZeroPadding2D (correct_pad, or
     ((0, 1), (0, 1)) in v1) before a valid convolution: TensorFlow's "same" on the even maps of a 64 input. A file
-    saved by Keras 3 (depthwise kernels named ``kernel``) loads as the released ones do."""
+    saved by Keras 3 (depthwise kernels named ``kernel``) loads as the released ones do; the released widths other
+    than 1.0 load with the same ``alpha``."""
     path, reference = synthetic.keras_application_golden(getattr(keras.applications, application), 64,
-                                                         str(tmp_path))
+                                                         str(tmp_path), **options)
     path = as_released(path) if released else path
-    check_logits(synthetic.keras_logits(name, path, 64, "keras.applications"), reference)
+    check_logits(synthetic.keras_logits(name, path, 64, "keras.applications", **options), reference)
 
 
 @pytest.mark.slow
@@ -190,14 +194,21 @@ def test_each_checkpoint_sets_the_padding_and_epsilon_it_was_trained_with():
 
 
 def test_timm_ports_and_timm_trainings_share_tensors_and_the_source_tells_them_apart(tmp_path):
-    """timm's tf_mobilenetv3_small_100 and mobilenetv3_small_100 have the same tensors: the file is detected as
-    the tf_* port (registered first), weights_source selects the PyTorch-trained row and its options."""
+    """timm's tf_mobilenetv3_small_100 and mobilenetv3_small_100 have the same tensors but need different padding
+    and epsilon: without weights_source the build refuses to guess (a guess would be a silently wrong function);
+    weights_source selects each row and its options."""
     manifest, stats, _, size = synthetic.read_golden(os.path.join(GOLDENS, "timm", "tf_mobilenetv3_small_100.npz"))
     path = keras_cnn.weights.write_safetensors(synthetic.checkpoint(manifest, stats=stats),
                                                str(tmp_path / "small.safetensors"))
-    detected = keras_cnn.build("mobilenet_v3_small", weights=path, input_shape=(size, size, 3))
-    assert checkpoint_info(detected)["upstream"] == "tf_mobilenetv3_small_100"
-    assert not any(layer.name.endswith("_pad") for layer in detected.layers)
+    with pytest.raises(ValueError, match=r"fits several checkpoints of 'mobilenet_v3_small' that compute different "
+                                         r"functions: 'timm:tf_mobilenetv3_small_100' \(default options\), "
+                                         r"'timm:mobilenetv3_small_100' \(padding='symmetric', bn_epsilon=1e-05\); "
+                                         r"pass weights_source"):
+        keras_cnn.build("mobilenet_v3_small", weights=path, input_shape=(size, size, 3))
+    ported = keras_cnn.build("mobilenet_v3_small", weights=path, input_shape=(size, size, 3),
+                             weights_source="timm:tf_mobilenetv3_small_100")
+    assert checkpoint_info(ported)["upstream"] == "tf_mobilenetv3_small_100"
+    assert not any(layer.name.endswith("_pad") for layer in ported.layers)
     chosen = keras_cnn.build("mobilenet_v3_small", weights=path, input_shape=(size, size, 3),
                              weights_source="timm:mobilenetv3_small_100")
     assert checkpoint_info(chosen)["upstream"] == "mobilenetv3_small_100"

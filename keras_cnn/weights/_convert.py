@@ -19,13 +19,33 @@ def detect(model_name, checkpoint, source=None):
     candidates = [u for u in upstreams(model=model_name) if _wanted(u, source) and _fits_format(u, checkpoint)]
     found = [u for u in candidates if u.matches(checkpoint.tensors)]
     if found:
-        return found[0]
+        return _one(found, checkpoint, model_name)
     elsewhere = sorted({f"{u.key} (keras_cnn {u.model!r})" for u in upstreams()
                         if _fits_format(u, checkpoint) and u.matches(checkpoint.tensors)})
     known = ", ".join(u.key for u in upstreams(model=model_name)) or "none"
     hint = f" It looks like {', '.join(elsewhere)}." if elsewhere else ""
     raise ValueError(f"weights file {checkpoint.describe()} matches no known checkpoint of {model_name!r} "
                      f"(known for it: {known}; first tensors: {_first(checkpoint.tensors)}).{hint}")
+
+
+def _one(found, checkpoint, model_name):
+    """The first match, unless matches need different build options: the same tensors trained with PyTorch's
+    padding or TensorFlow's (timm's ``efficientnet_b0`` and ``tf_efficientnet_b0``) cannot be told apart by the
+    file, and guessing would be a silently wrong function."""
+    differing = [u for u in found[1:] if dict(u.options) != dict(found[0].options)]
+    if differing:
+        choices = ", ".join(f"{u.key!r} ({_options(u)})" for u in [found[0], *differing])
+        raise ValueError(f"weights file {checkpoint.describe()} fits several checkpoints of {model_name!r} that "
+                         f"compute different functions: {choices}; pass weights_source (--source) naming the one "
+                         "it is.")
+    if len(found) > 1:
+        log.info("keras_cnn: %s fits %s; using %s's preprocessing record (weights_source chooses another).",
+                 checkpoint.describe(), ", ".join(u.key for u in found), found[0].key)
+    return found[0]
+
+
+def _options(upstream):
+    return ", ".join(f"{k}={v!r}" for k, v in upstream.options.items()) or "default options"
 
 
 def _wanted(upstream, source):

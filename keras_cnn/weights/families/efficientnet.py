@@ -138,7 +138,7 @@ for _name, (_spec, _) in COMPOUND_SCALING.items():
             signature=("conv_stem.weight", f"blocks.5.{_row6}.conv_pwl.weight", "conv_head.weight"),
             preprocessing=imagenet(_size, math.floor(_size / _crop), **_normalisation, interpolation="bicubic"),
             head=("classifier.*",), reference=f"timm:{_name}", golden_input=_GOLDEN_INPUT, slow=True,
-            note=same_tensors(_upstream)))
+            note=same_tensors(_name)))
 
     # keras.applications carries its preprocessing: Rescaling(1 / 255), Normalization with the released files'
     # mean (0.485, 0.456, 0.406) and "variance" (0.229, 0.224, 0.225) (the standard deviations, a known slip),
@@ -148,5 +148,5 @@ for _name, (_spec, _) in COMPOUND_SCALING.items():
         source="keras.applications", name=f"EfficientNetB{_name[-1]}", model=_name, mapping=_keras,
         signature=("stem_conv/kernel", f"block6{chr(ord('a') + _row6)}_project_conv/kernel", "top_conv/kernel"),
         renamed=_keras_renamed, preprocessing=imagenet(_size, _size + 32, interpolation="bicubic"),
-        head=("predictions/*",), ignore=("normalization/count",),
+        head=("predictions/*",), ignore=("normalization/count",), slow=_slow,
         note="files whose Normalization layer holds other values than the released ones are refused"))

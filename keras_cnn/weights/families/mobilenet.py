@@ -186,21 +186,22 @@ register_upstream(Upstream(
     head=("classifier.*",), reference="timm:mobilenetv1_100", golden_input=64))
 
 
-def same_tensors(other):
-    """The note of a timm row whose tensors are named and shaped as those of ``other``: the file cannot tell them
-    apart, the first registered (the ``tf_*`` row) is detected unless ``weights_source`` names the row."""
-    return (f"timm's {other} has the same tensor names and shapes but another padding/epsilon: pass "
-            f"weights_source='timm:<name>' for a file of the one not detected by default")
+def same_tensors(trained):
+    """The note of timm's ``tf_<trained>`` port and its own PyTorch training ``trained``: the same tensor names and
+    shapes, so a file cannot tell them apart; the ``tf_*`` row, registered first, is the one detected."""
+    return (f"timm's tf_{trained} (TensorFlow port) and {trained} (PyTorch-trained: symmetric padding, epsilon "
+            f"1e-5) have the same tensors; a file is taken as tf_{trained} unless "
+            f"weights_source='timm:{trained}'")
 
 
 for _name, _spec, _upstream in (("mobilenet_v3_large", MOBILENET_V3_LARGE, "mobilenetv3_large_100"),
                                 ("mobilenet_v3_small", MOBILENET_V3_SMALL, "mobilenetv3_small_100")):
     _widths = [row[2] for row in _spec.blocks]
     _last = timm_stages(_widths)[-1][0] + 1  # the stage of the ConvBnAct after the blocks
-    _rows = {  # timm's port of the TensorFlow checkpoint ("same" padding by Conv2dSame, epsilon 1e-3: the
-               # defaults), then timm's own PyTorch training of the same model (ra_in1k, lamb_in1k weights)
-        f"tf_{_upstream}": ({}, imagenet(224, 256, **INCEPTION), _name == "mobilenet_v3_large"),
-        _upstream: (PYTORCH, imagenet(224, 256, interpolation="bicubic"), True)}
+    # timm's port of the TensorFlow checkpoint ("same" padding by Conv2dSame, epsilon 1e-3: the defaults), then
+    # timm's own PyTorch training of the same model (its ra_in1k and lamb_in1k weights)
+    _rows = {f"tf_{_upstream}": ({}, imagenet(224, 256, **INCEPTION), _name == "mobilenet_v3_large"),
+             _upstream: (PYTORCH, imagenet(224, 256, interpolation="bicubic"), True)}
     for _row, (_options, _preprocessing, _slow) in _rows.items():
         register_upstream(Upstream(
             source="timm", name=_row, model=_name,
@@ -208,7 +209,7 @@ for _name, _spec, _upstream in (("mobilenet_v3_large", MOBILENET_V3_LARGE, "mobi
             signature=("conv_stem.weight", f"blocks.{_last}.0.conv.weight", "conv_head.weight"),
             preprocessing=_preprocessing, options=_options, head=("classifier.*",),
             top=("conv_head.*", "classifier.*"), reference=f"timm:{_row}", golden_input=64, slow=_slow,
-            note=same_tensors(_upstream if _row.startswith("tf_") else f"tf_{_upstream}")))
+            note=same_tensors(_upstream)))
 
 # --- keras.applications -----------------------------------------------------------------------------------------
 # "tf" preprocessing: inputs in [-1, 1] (MobileNet, MobileNetV2 through preprocess_input; MobileNetV3 through its
@@ -257,7 +258,7 @@ def _keras_v3(keys):
 register_upstream(Upstream(
     source="keras.applications", name="MobileNet", model="mobilenet_v1", mapping=_keras_v1,
     signature=("conv1/kernel", "conv_dw_13_bn/gamma", "conv_pw_13/kernel"), renamed=keras_names,
-    preprocessing=imagenet(224, **INCEPTION), head=("conv_preds/*",),
+    preprocessing=imagenet(224, **INCEPTION), head=("conv_preds/*",), slow=True,  # its keras test is slow
     # its strided depthwise layers pad ((0, 1), (0, 1)): TensorFlow's "same" on the even maps of any input that
     # is a multiple of 32, as the released 128-224 ones are
     note="equal to TensorFlow's 'same' padding for inputs that are multiples of 32"))
@@ -265,9 +266,10 @@ register_upstream(Upstream(
     source="keras.applications", name="MobileNetV2", model="mobilenet_v2", mapping=_keras_v2,
     signature=("Conv1/kernel", "block_16_project/kernel", "Conv_1/kernel"), renamed=keras_names,
     preprocessing=imagenet(224, **INCEPTION), head=("predictions/*",)))
-for _name, _upstream, _blocks in (("mobilenet_v3_large", "MobileNetV3Large", 15),
-                                  ("mobilenet_v3_small", "MobileNetV3Small", 11)):
+for _name, _upstream, _spec in (("mobilenet_v3_large", "MobileNetV3Large", MOBILENET_V3_LARGE),
+                                ("mobilenet_v3_small", "MobileNetV3Small", MOBILENET_V3_SMALL)):
+    _last_block = f"expanded_conv_{len(_spec.blocks) - 1}"
     register_upstream(Upstream(
         source="keras.applications", name=_upstream, model=_name, mapping=_keras_v3,
-        signature=("conv/kernel", f"expanded_conv_{_blocks - 1}_project/kernel", "conv_1/kernel"), renamed=keras_names,
-        preprocessing=imagenet(224, **INCEPTION), head=("logits/*",), top=("conv_2/*", "logits/*")))
+        signature=("conv/kernel", f"{_last_block}_project/kernel", "conv_1/kernel"), renamed=keras_names,
+        preprocessing=imagenet(224, **INCEPTION), head=("logits/*",), top=("conv_2/*", "logits/*"), slow=True))
