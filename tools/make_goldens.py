@@ -87,8 +87,10 @@ def golden(upstream, path):
         logits = model(nchw(synthetic.images(size=size, **synthetic.GOLDEN_IMAGES)).to(dtype))
     logits = (logits[0] if isinstance(logits, tuple) else logits).numpy()
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    np.savez_compressed(path, manifest=np.array(json.dumps(manifest)), logits=logits.astype(upstream.golden_dtype),
+    partial = path + ".partial.npz"  # written whole, then moved: an interrupted run leaves no half golden
+    np.savez_compressed(partial, manifest=np.array(json.dumps(manifest)), logits=logits.astype(upstream.golden_dtype),
                         size=np.array(size), **{f"stat:{k}": v for k, v in stats.items()})
+    os.replace(partial, path)
 
 
 def main(argv=None):
