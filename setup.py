@@ -9,7 +9,7 @@ EXPORT = ["ai-edge-litert>=2.3,<2.4", "tf2onnx>=1.17,<1.18", "onnx>=1.16", "onnx
 
 setup(
     name="keras_cnn",
-    version="0.2.0",
+    version="0.3.0",
     description="The classic image-classification CNNs for Keras 3, faithful to their papers and deployable.",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",

@@ -420,7 +420,7 @@ FLAGS = [
     (["predict", "--model", "m.keras", "x.png", "--top-k", "0"], ["argument --top-k: must be an integer >= 1"]),
     (["export", "--model", "lenet5", "--opset", "9"], ["argument --opset: must be an integer >= 13; received '9'"]),
     (["export", "--model", "lenet5", "--from", "m.keras"], ["argument --from: not allowed with argument --model"]),
-    (["frobnicate"], ["usage: keras-cnn {train,evaluate,predict,export,profile}", "received ['frobnicate']"]),
+    (["frobnicate"], ["usage: keras-cnn {train,evaluate,predict,export,profile,convert-weights}", "received ['frobnicate']"]),
     (["train", "--data", "imagenet"],
      ["--data must be 'digits', 'folder:PATH' or 'tfds:NAME[:SPLIT]'; received 'imagenet'"]),
     (["train", "--model", "lenet6"], ["Unknown model name 'lenet6'. Closest: lenet5"]),
