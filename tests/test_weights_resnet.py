@@ -42,12 +42,14 @@ def float64():
     """Keras computing in float64: the deep synthetic v1 nets amplify float32 rounding to ~1e-4 of the logits
     (keras.applications' own float32 ResNet-152 differs that much from its float64 self), so their check runs
     where rounding cannot hide a wrong rule."""
-    previous = keras.config.floatx()
+    previous, policy = keras.config.floatx(), keras.config.dtype_policy()
     keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")  # a global policy set by an earlier test would otherwise win
     try:
         yield
     finally:
         keras.config.set_floatx(previous)
+        keras.config.set_dtype_policy(policy)
 
 
 # keras.applications: ResNet v1 ("caffe": BGR, conv biases folded into BN), v2 (TF-slim form, "tf" inputs)
