@@ -30,8 +30,6 @@ def main():
         cells = []
         for source in sources:
             found = [cell(u) for u in _catalog.upstreams(model=model, source=source)]
-            found += [f"not converted: {u.reason}" for u in _catalog.unmatched()
-                      if u.model == model and u.source == source]
             cells.append("<br>".join(found) or "-")
         if any(c != "-" for c in cells):
             rows.append(f"| `{model}` | " + " | ".join(cells) + " |")

@@ -81,29 +81,6 @@ def register_upstream(upstream):
     return upstream
 
 
-@dataclasses.dataclass(frozen=True)
-class Unmatched:
-    """An upstream checkpoint of a registered architecture that keras_cnn does not convert, and why."""
-
-    source: str
-    name: str
-    model: str
-    reason: str
-
-
-_UNMATCHED = []
-
-
-def register_unmatched(source, name, model, reason):
-    _UNMATCHED.append(Unmatched(source, name, model, reason))
-
-
-def unmatched():
-    """Upstream checkpoints keras_cnn does not convert, each with the reason."""
-    _load_families()
-    return list(_UNMATCHED)
-
-
 def upstreams(model=None, source=None):
     """The registered upstream checkpoints, optionally of one keras_cnn ``model`` and/or ``source``."""
     _load_families()
