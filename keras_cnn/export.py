@@ -65,6 +65,7 @@ def to_saved_model(model, directory, version=1, overwrite=False, *, verify_data=
     with _folders_for(target):
         staging = tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=directory)
         try:
+            os.chmod(staging, _new_mode(directory=True))  # mkdtemp's 0700 would hide it from a serving user
             _write_saved_model(model, staging)
             images = _verification_images(model, verify_data)
             got = tf.saved_model.load(staging).signatures["serving_default"](image=tf.constant(images))
@@ -353,12 +354,21 @@ def _write_files(contents):
                 handle, staging = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(os.path.abspath(path)))
                 staged.append((staging, path))
                 _write(handle, data)
+                os.chmod(staging, _new_mode())  # mkstemp's 0600 would hide it from other users
             for staging, path in staged:
                 os.replace(staging, path)
         finally:
             for staging, _ in staged:
                 if os.path.exists(staging):
                     os.unlink(staging)
+
+
+def _new_mode(directory=False):
+    """The mode of a normally created file (``0o666``) or folder (``0o777``) under the process umask: 0644 / 0755
+    under umask 022, so TF Serving or a web server running as another user can read the exports."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
 
 
 def _write(handle, data):

@@ -141,3 +141,18 @@ def test_onnx_conversion_collects_before_every_optimizer_pass_and_restores_gc(le
     assert optimizer._optimizers is table
     export.to_onnx(lenet, tmp_path / "again.onnx")
     assert gc.get_freeze_count() == 0
+
+
+def test_exports_are_readable_by_other_users_under_the_umask(lenet, tmp_path):
+    """Issue #18: staged with mkstemp/mkdtemp (0600/0700), exports were unreadable by a serving user; they get the
+    mode of a normally written file under the umask (0644 / 0755 under umask 022)."""
+    previous = os.umask(0o022)
+    try:
+        saved = export.to_saved_model(lenet, tmp_path / "lenet5")
+        tflite = export.to_tflite(lenet, tmp_path / "lenet5.tflite", class_names=CLASSES)
+        onnx = export.to_onnx(lenet, tmp_path / "lenet5.onnx")
+    finally:
+        os.umask(previous)
+    assert os.stat(saved.path).st_mode & 0o777 == 0o755
+    for path in (tflite.path, onnx.path, tmp_path / "lenet5.tflite.json", tmp_path / "lenet5.labels.txt"):
+        assert os.stat(path).st_mode & 0o777 == 0o644, path
