@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import unicodedata
 
 import keras
 import numpy as np
@@ -155,6 +156,14 @@ def _check_class_names(class_names, model):
     if len(class_names) != classes:
         raise ValueError(f"class_names must have one name per class ({classes}, the model's outputs); received "
                          f"{len(class_names)}.")
+    for index, name in enumerate(class_names):
+        if not isinstance(name, str) or any(_breaks_lines(c) for c in name):
+            raise ValueError(f"class_names[{index}] must be a string without control or line-break characters (a "
+                             f"newline in labels.txt shifts every later label); received {name!r}.")
+
+
+def _breaks_lines(character):
+    return unicodedata.category(character) in ("Cc", "Zl", "Zp")
 
 
 def to_onnx(model, path, opset=17, *, verify_data=None, overwrite=False):

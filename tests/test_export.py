@@ -156,3 +156,13 @@ def test_exports_are_readable_by_other_users_under_the_umask(lenet, tmp_path):
     assert os.stat(saved.path).st_mode & 0o777 == 0o755
     for path in (tflite.path, onnx.path, tmp_path / "lenet5.tflite.json", tmp_path / "lenet5.labels.txt"):
         assert os.stat(path).st_mode & 0o777 == 0o644, path
+
+
+@pytest.mark.parametrize("bad", ["cat\ndog", "tab\there", "line\u2028sep", 7])
+def test_class_names_that_would_shift_the_labels_file_are_refused(lenet, tmp_path, bad):
+    """Issue #18: a newline in a class name (a folder name can hold one) shifted every later label in labels.txt."""
+    names = [*CLASSES[:-1], bad]
+    with pytest.raises(ValueError, match=r"class_names\[9\] must be a string without control or line-break "
+                                         r"characters"):
+        export.to_tflite(lenet, tmp_path / "lenet5.tflite", class_names=names)
+    assert not os.listdir(tmp_path)
