@@ -33,6 +33,11 @@ WEIGHT_PRESERVING = frozenset({
 CLASSIFIER_LAYERS = ("predictions", "classifier_conv", "aux_predictions", "aux1_predictions", "aux2_predictions")
 
 
+def classifier_keys(keys):
+    """The canonical weight keys (``layer/variable``) of the classifier layers: those a new ``classes`` renews."""
+    return {key for key in keys if key.split("/")[0] in CLASSIFIER_LAYERS}
+
+
 @keras.saving.register_keras_serializable(package="keras_cnn")
 class CNNModel(keras.Model):
     """A functional model built by :func:`keras_cnn.build`, carrying its build arguments.
@@ -168,7 +173,7 @@ def _move_weights(source, target, config, changes):
     shapes = _weights.canonical_shapes(target)
     fresh = set()
     if "classes" in changes and changes["classes"] != config["classes"]:
-        fresh = {key for key in shapes if key.split("/")[0] in CLASSIFIER_LAYERS}
+        fresh = classifier_keys(shapes)
     missing = sorted(key for key in shapes if key not in weights and key not in fresh)
     changed = sorted(key for key in shapes if key in weights and key not in fresh
                      and tuple(weights[key].shape) != shapes[key])

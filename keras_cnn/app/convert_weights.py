@@ -140,11 +140,13 @@ def _counted(model, upstream):
     """``(checkpoint tensors used, keras_cnn weights given a value, whether the classifier starts fresh)``: a
     classifier for other ``classes`` takes no tensor."""
     from keras_cnn import _weights
-    from keras_cnn.model import CLASSIFIER_LAYERS, model_config
+    from keras_cnn.model import classifier_keys, model_config
 
     config = model_config(model)
     fresh = config["include_top"] and config["classes"] != upstream.classes
-    keys = [k for k in _weights.canonical_shapes(model) if not (fresh and k.split("/")[0] in CLASSIFIER_LAYERS)]
+    shapes = _weights.canonical_shapes(model)
+    left = classifier_keys(shapes) if fresh else set()
+    keys = [k for k in shapes if k not in left]
     names = {name for source in upstream.mapping(keys).values() if source is not None for name in source.names}
     return len(names), len(keys), fresh
 

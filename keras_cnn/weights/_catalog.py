@@ -69,7 +69,12 @@ class Upstream:
     def ignored(self, name, *, head, top=True, aux):
         top_globs = self.head if self.top is None else self.top
         globs = self.ignore + (() if head else self.head) + (() if top else top_globs) + (() if aux else self.aux)
-        return any(fnmatch.fnmatchcase(name, g) for g in globs)
+        return matches_any(name, globs)
+
+
+def matches_any(name, globs):
+    """Whether tensor ``name`` matches one of the shell-style ``globs`` (case-sensitive)."""
+    return any(fnmatch.fnmatchcase(name, g) for g in globs)
 
 
 def register_upstream(upstream):

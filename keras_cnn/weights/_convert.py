@@ -6,7 +6,7 @@ import logging
 import os
 
 from keras_cnn import _weights
-from keras_cnn.weights._catalog import upstreams
+from keras_cnn.weights._catalog import matches_any, upstreams
 from keras_cnn.weights._readers import Checkpoint, read_checkpoint
 
 log = logging.getLogger("keras_cnn.weights")
@@ -77,17 +77,17 @@ def build_options(upstream, options):
 def convert(upstream, checkpoint, model, *, classes, include_top):
     """``(weights, fresh)``: canonical arrays for ``model`` and the keys left to their initial values (a new
     classifier). Every tensor is accounted for, else ``ValueError``."""
-    from keras_cnn.model import CLASSIFIER_LAYERS
+    from keras_cnn.model import classifier_keys
 
     if upstream.renamed is not None:
         checkpoint = dataclasses.replace(checkpoint, tensors=upstream.renamed(checkpoint.tensors))
     shapes = _weights.canonical_shapes(model)
     load_head = include_top and classes == upstream.classes
-    fresh = set() if load_head else {k for k in shapes if k.split("/")[0] in CLASSIFIER_LAYERS}
+    fresh = set() if load_head else classifier_keys(shapes)
     sources = {k: s for k, s in upstream.mapping(list(shapes)).items() if k not in fresh}
     _check_rules(upstream, checkpoint, shapes, sources, fresh)
     used = {name for source in sources.values() for name in source.names}
-    aux_loaded = any(_is(name, upstream.aux) for name in used)
+    aux_loaded = any(matches_any(name, upstream.aux) for name in used)
     _check_tensors(upstream, checkpoint, sources, used, load_head, include_top, aux_loaded)
     weights = {}
     for key, source in sources.items():
@@ -99,12 +99,6 @@ def convert(upstream, checkpoint, model, *, classes, include_top):
                              f"{tuple(shapes[key])}; nothing was loaded.")
         weights[key] = value
     return weights, fresh
-
-
-def _is(name, globs):
-    import fnmatch
-
-    return any(fnmatch.fnmatchcase(name, g) for g in globs)
 
 
 def _check_rules(upstream, checkpoint, shapes, sources, fresh):
