@@ -124,6 +124,8 @@ def build(
     :mod:`keras_cnn.weights`): its form is recognised (``weights_source``, e.g. ``"timm"``, narrows the choice),
     the options it needs are set, every tensor is converted and checked, and its preprocessing is recorded with
     the model (:func:`keras_cnn.weights.checkpoint_info`); with other ``classes`` the classifier starts fresh.
+    A :class:`keras_cnn.weights.Checkpoint` already read with :func:`keras_cnn.weights.read_checkpoint` is
+    accepted too.
     Nothing is downloaded. ``dtype`` is a Keras dtype policy name (e.g. ``"mixed_bfloat16"``) for this model's
     layers; None uses the global policy. ``options`` are the family's variant options (see
     ``keras_cnn.registry.get(name).options``); an unknown option is a ``TypeError`` naming it.
@@ -131,12 +133,15 @@ def build(
     The model is a :class:`keras_cnn.model.CNNModel` carrying these arguments (:func:`keras_cnn.model_config`).
     """
     entry = get(model_name)
-    weights = _head.check_weights(weights)
-    checkpoint = None
+    checkpoint = weights if _is_checkpoint(weights) else None
+    weights = None if checkpoint is not None else _head.check_weights(weights)
     if weights is not None and not weights.endswith(".weights.h5"):
-        from keras_cnn.weights import _convert, _readers
+        from keras_cnn.weights import _readers
 
         checkpoint = _readers.read_checkpoint(weights)
+    if checkpoint is not None:
+        from keras_cnn.weights import _convert
+
         upstream = _convert.detect(entry.name, checkpoint, weights_source)
         options = _convert.build_options(upstream, options)
     elif weights_source is not None:
@@ -163,6 +168,16 @@ def build(
     elif weights is not None:
         model.load_weights(weights)
     return model
+
+
+def _is_checkpoint(weights):
+    """A checkpoint already read (:func:`keras_cnn.weights.read_checkpoint`), so one read serves detection and
+    conversion."""
+    if weights is None or isinstance(weights, (str, bytes)):
+        return False
+    from keras_cnn.weights._readers import Checkpoint
+
+    return isinstance(weights, Checkpoint)
 
 
 def _check_dtype(dtype):

@@ -56,6 +56,15 @@ def test_converted_lenet_computes_the_reference_function(lenet_upstream, lenet_f
                           "interpolation": "bilinear"}}
 
 
+def test_a_checkpoint_read_once_builds_the_same_model(lenet_upstream, lenet_file):
+    checkpoint = read_checkpoint(lenet_file)
+    model = keras_cnn.build("lenet5", weights=checkpoint, classes=10)
+    from_path = keras_cnn.build("lenet5", weights=lenet_file, classes=10)
+    mine, theirs = _weights.canonical_weights(model), _weights.canonical_weights(from_path)
+    assert all(np.array_equal(mine[k], theirs[k]) for k in theirs)
+    assert keras_cnn.weights.checkpoint_info(model) == keras_cnn.weights.checkpoint_info(from_path)
+
+
 def test_checkpoint_record_survives_save_load_and_rebuild(lenet_upstream, lenet_file, tmp_path):
     model = keras_cnn.build("lenet5", weights=lenet_file, classes=10)
     path = str(tmp_path / "lenet.keras")

@@ -101,8 +101,8 @@ def _stem(name):
 
 
 def _convert(args, stem):
-    """``(model, upstream, checkpoint description)``: the checkpoint is read once to recognise it (the number
-    of classes of its classifier is the default ``classes``), then ``keras_cnn.build`` converts it."""
+    """``(model, upstream, checkpoint description)``: the checkpoint is read once, recognised (the number of
+    classes of its classifier is the default ``classes``) and converted by ``keras_cnn.build``."""
     import keras_cnn
     from keras_cnn.cli import parse_options
     from keras_cnn.weights import _convert, read_checkpoint
@@ -111,11 +111,9 @@ def _convert(args, stem):
     options = parse_options(args.option)
     checkpoint = read_checkpoint(args.from_path)
     upstream = _convert.detect(entry.name, checkpoint, args.source)
-    described = checkpoint.describe()
-    del checkpoint  # build reads it again; do not hold two copies of a large file
     options.setdefault("classes", upstream.classes)
-    model = keras_cnn.build(entry.name, weights=args.from_path, weights_source=upstream.key, name=stem, **options)
-    return model, upstream, described
+    model = keras_cnn.build(entry.name, weights=checkpoint, weights_source=upstream.key, name=stem, **options)
+    return model, upstream, checkpoint.describe()
 
 
 def _record(model, stem):
