@@ -1,8 +1,10 @@
 """Export verified in the runtime that runs it: SavedModel (TF Serving), TFLite (LiteRT), ONNX (onnxruntime).
 
-Every function writes into a temporary file or folder beside the target, loads the result in its runtime,
-compares it with Keras on the same images and only then moves it into place, so a failure leaves nothing
-half-written (no file, no new folder); an existing export is replaced only with ``overwrite=True``. The TFLite
+Every function stages its files in a hidden folder beside the target (:mod:`keras_cnn._files`), loads the result
+in its runtime, compares it with Keras on the same images and only then publishes it, so a failure leaves
+nothing half-written (no file, no new folder); an existing export is replaced only with ``overwrite=True``. Calls
+inside ``with publish_together(folder):`` publish all their files together at the end of the block, under a
+lock that makes a concurrent export into the folder wait (``keras-cnn export`` does this). The TFLite
 and ONNX files are converted from the same ``serving_default`` function as the SavedModel, so all three expose
 one input ``image`` (dynamic batch) and one output ``probabilities``.
 
@@ -10,11 +12,9 @@ one input ``image`` (dynamic batch) and one output ``probabilities``.
 here; the runtimes are in :mod:`keras_cnn._tflite` and :mod:`keras_cnn._onnx_convert`.)
 """
 
-import contextlib
 import dataclasses
 import json
 import os
-import shutil
 import tempfile
 import unicodedata
 
@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_cnn import _compat, _onnx_convert, _tflite, _validate
+from keras_cnn import _compat, _files, _onnx_convert, _tflite, _validate
 from keras_cnn.model import int8_form
 
 QUANTIZATIONS = (None, "float16", "dynamic", "int8")
@@ -48,6 +48,14 @@ class ExportResult:
     quantization: str | None = None
 
 
+def publish_together(folder, *, wait=True):
+    """A context manager: every export into ``folder`` (or below) inside the block is staged, and all of them are
+    published together when the block ends without an error (none if it fails). The folder is locked for the
+    block: another job publishing into it waits (or, with ``wait=False``, gets ``FileExistsError``); a job killed
+    while publishing is completed by the next one. See :mod:`keras_cnn._files`."""
+    return _files.publish_together(folder, wait=wait)
+
+
 def to_saved_model(model, directory, version=1, overwrite=False, *, verify_data=None):
     """Write ``directory/<version>/``, TF Serving's layout, with a ``serving_default`` signature.
 
@@ -63,21 +71,15 @@ def to_saved_model(model, directory, version=1, overwrite=False, *, verify_data=
     target = os.path.join(directory, str(version))
     if os.path.exists(target) and not overwrite:
         raise FileExistsError(f"SavedModel version {target!r} exists; pass overwrite=True or another version.")
-    with _folders_for(target):
-        staging = tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=directory)
-        try:
-            os.chmod(staging, _new_mode(directory=True))  # mkdtemp's 0700 would hide it from a serving user
-            _write_saved_model(model, staging)
-            images = _verification_images(model, verify_data)
-            got = tf.saved_model.load(staging).signatures["serving_default"](image=tf.constant(images))
-            result = _compare(model, images, got["probabilities"].numpy(), None, target, "savedmodel",
-                              f"tensorflow {tf.__version__}")
-            if os.path.exists(target):
-                shutil.rmtree(target)
-            os.replace(staging, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return dataclasses.replace(result, size_bytes=_folder_size(target))
+    root = os.path.dirname(os.path.abspath(directory))  # the folder an export's .tflite and .onnx files share
+    with _files.staged_folder(target, overwrite=overwrite, root=root) as staging:
+        _write_saved_model(model, staging)
+        images = _verification_images(model, verify_data)
+        got = tf.saved_model.load(staging).signatures["serving_default"](image=tf.constant(images))
+        result = _compare(model, images, got["probabilities"].numpy(), None, target, "savedmodel",
+                          f"tensorflow {tf.__version__}")
+        size = _folder_size(staging)
+    return dataclasses.replace(result, size_bytes=size)
 
 
 def to_tflite(model, path, quantization=None, representative_data=None, io_dtype="float32", *,
@@ -118,7 +120,7 @@ def to_tflite(model, path, quantization=None, representative_data=None, io_dtype
     contents = [flatbuffer, json.dumps(sidecar, indent=2).encode()]
     if class_names:
         contents.append(("\n".join(map(str, class_names)) + "\n").encode())
-    _write_files(dict(zip(files, contents)))
+    _files.write_all(dict(zip(files, contents)), overwrite=overwrite)
     return dataclasses.replace(result, size_bytes=len(flatbuffer))
 
 
@@ -188,7 +190,7 @@ def to_onnx(model, path, opset=17, *, verify_data=None, overwrite=False):
     runtime = f"onnxruntime {onnxruntime.__version__}"
     _compare(model, images, single, None, path, "onnx", runtime)
     result = _compare(model, images, batched, None, path, "onnx", runtime)
-    _write_files({path: data})
+    _files.write_all({path: data}, overwrite=overwrite)
     return dataclasses.replace(result, size_bytes=len(data))
 
 
@@ -331,58 +333,6 @@ def _tflite_sidecar(model, interpreter, result, preprocessing, class_names, path
 
 def _labels_path(path):
     return f"{os.path.splitext(path)[0]}.labels.txt"
-
-
-@contextlib.contextmanager
-def _folders_for(path):
-    """Create the missing folders above ``path``; if the block fails, remove them again (those left empty)."""
-    missing, folder = [], os.path.dirname(os.path.abspath(path))
-    while not os.path.isdir(folder):
-        missing.append(folder)
-        folder = os.path.dirname(folder)
-    if missing:
-        os.makedirs(missing[0])
-    try:
-        yield
-    except BaseException:
-        for folder in missing:  # innermost first
-            with contextlib.suppress(OSError):
-                os.rmdir(folder)
-        raise
-
-
-def _write_files(contents):
-    """Write ``{path: bytes}`` all or nothing: each into a temporary file beside its target, then rename them all
-    (a rename within a folder does not fail halfway), so a failure leaves neither new nor partial files."""
-    staged = []
-    with contextlib.ExitStack() as folders:
-        for path in contents:
-            folders.enter_context(_folders_for(path))
-        try:
-            for path, data in contents.items():
-                handle, staging = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(os.path.abspath(path)))
-                staged.append((staging, path))
-                _write(handle, data)
-                os.chmod(staging, _new_mode())  # mkstemp's 0600 would hide it from other users
-            for staging, path in staged:
-                os.replace(staging, path)
-        finally:
-            for staging, _ in staged:
-                if os.path.exists(staging):
-                    os.unlink(staging)
-
-
-def _new_mode(directory=False):
-    """The mode of a normally created file (``0o666``) or folder (``0o777``) under the process umask: 0644 / 0755
-    under umask 022, so TF Serving or a web server running as another user can read the exports."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return (0o777 if directory else 0o666) & ~umask
-
-
-def _write(handle, data):
-    with os.fdopen(handle, "wb") as file:
-        file.write(data)
 
 
 def _folder_size(folder):

@@ -27,7 +27,7 @@ import pytest
 import tensorflow as tf
 
 import keras_cnn
-from keras_cnn import cli, evaluation, export
+from keras_cnn import _files, cli, evaluation, export
 from keras_cnn import metrics as m
 from keras_cnn.app import distribute, evaluate, recipes
 from keras_cnn.callbacks import ClassificationMetrics
@@ -539,16 +539,16 @@ def files_under(folder):
 
 def fail_on_write(monkeypatch, number):
     """Make export's ``number``-th file write stop halfway, as on a full disk."""
-    write, calls = export._write, []
+    write, calls = _files._put, []
 
-    def broken(handle, data):
-        calls.append(handle)
+    def broken(path, data):
+        calls.append(path)
         if len(calls) == number:
-            write(handle, data[:len(data) // 2])
+            write(path, data[:len(data) // 2])
             raise OSError(28, "No space left on device")
-        write(handle, data)
+        write(path, data)
 
-    monkeypatch.setattr(export, "_write", broken)
+    monkeypatch.setattr(_files, "_put", broken)
 
 
 def test_saved_model_and_tflite_conversion_failure_leaves_no_folder(tmp_path, monkeypatch):

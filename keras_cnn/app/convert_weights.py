@@ -64,14 +64,13 @@ def main(argv=None):
 def run(args):
     """Convert as ``args`` says; returns ``{"upstream", "tensors", "weights", "parameters", "new_classifier",
     "files"}``."""
-    from keras_cnn import registry
-    from keras_cnn.app import atomic
+    from keras_cnn import _files, registry
 
     _check_source(args.source)
     stem = _stem(args.name or registry.get(args.model).name)
     outputs = Outputs.of(args.output, stem)
     if not args.overwrite:
-        atomic.refuse_existing(outputs.all())  # before the slow part
+        _files.refuse_existing(outputs.all(), "--overwrite")  # before the slow part
     model, upstream, described = _convert(args, stem)
     record = _record(model, stem)
     _write(model, record, outputs, args.overwrite)
@@ -127,11 +126,13 @@ def _record(model, stem):
 
 
 def _write(model, record, outputs, overwrite):
-    from keras_cnn.app import atomic, preprocessing
+    from keras_cnn import _files
+    from keras_cnn.app import preprocessing
 
-    atomic.write_whole(outputs.weights, model.save_weights, overwrite=overwrite)
-    atomic.write_whole(outputs.model, model.save, overwrite=overwrite)
-    preprocessing.save(record, outputs.record, overwrite=overwrite)
+    with _files.publish_together(os.path.dirname(os.path.abspath(outputs.model)), flag="--overwrite"):  # one set
+        _files.write_whole(outputs.weights, model.save_weights, overwrite=overwrite)
+        _files.write_whole(outputs.model, model.save, overwrite=overwrite)
+        preprocessing.save(record, outputs.record, overwrite=overwrite)
 
 
 def _counted(model, upstream):

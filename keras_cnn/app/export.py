@@ -80,14 +80,21 @@ def run(args):
                          "(or --from a model with a preprocessing record); received neither.")
     test = _test_images(record)
     jobs = _jobs(args, model, record, formats, quantizations, test)
-    results = []
-    for index, (label, job) in enumerate(jobs, start=1):
-        print(f"[{index}/{len(jobs)}] {label}: converting and verifying ...", flush=True)
-        start = time.perf_counter()
-        results.append(job())
-        print(f"[{index}/{len(jobs)}] {label}: done in {time.perf_counter() - start:.1f} s", flush=True)
-    if record is not None:
-        preprocessing.save(record, os.path.join(args.output, model.name + preprocessing.SUFFIX))
+    from keras_cnn import _files
+
+    # One set: staged, then published together under the folder's lock (a concurrent export waits).
+    with _files.publish_together(args.output, flag="--overwrite"):
+        if not args.overwrite:
+            _files.refuse_existing(_targets(args, model.name, formats, quantizations, record), "--overwrite")
+        results = []
+        for index, (label, job) in enumerate(jobs, start=1):
+            print(f"[{index}/{len(jobs)}] {label}: converting and verifying ...", flush=True)
+            start = time.perf_counter()
+            results.append(job())
+            print(f"[{index}/{len(jobs)}] {label}: done in {time.perf_counter() - start:.1f} s", flush=True)
+        if record is not None:
+            preprocessing.save(record, os.path.join(args.output, model.name + preprocessing.SUFFIX))
+    print(f"published {len(results)} export(s) together into {args.output}", flush=True)
     agreements = _agreements(model, results, test)
     _summary(model.name, results, agreements, None if test is None else len(test))
     if args.report:
@@ -100,6 +107,18 @@ def _listed(flag, text, allowed):
     if not values or set(values) - set(allowed):
         raise ValueError(f"{flag} must list some of {', '.join(allowed)}; received {text!r}.")
     return values
+
+
+def _targets(args, name, formats, quantizations, record):
+    """Every path the export will write but the preprocessing record (rewritten with each export)."""
+    stem = os.path.join(args.output, name)
+    paths = [os.path.join(stem, str(args.version))] if "savedmodel" in formats else []
+    paths += [f"{stem}.onnx"] if "onnx" in formats else []
+    labels = bool(args.class_names or record)
+    for q in quantizations if "tflite" in formats else ():
+        tflite = f"{stem}{'' if q == 'none' else '.' + q}.tflite"
+        paths += [tflite, f"{tflite}.json"] + ([f"{os.path.splitext(tflite)[0]}.labels.txt"] if labels else [])
+    return paths
 
 
 def _jobs(args, model, record, formats, quantizations, test):

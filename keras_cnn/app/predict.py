@@ -46,8 +46,10 @@ def run(args):
                 results[name] = [(record.class_names[i], float(scores[i])) for i in order]
     _print(results, unreadable)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as file:
-            json.dump({"model": args.model, "predictions": results, "unreadable": unreadable}, file, indent=2)
+        from keras_cnn._files import write_text
+
+        write_text(args.json, json.dumps({"model": args.model, "predictions": results, "unreadable": unreadable},
+                                         indent=2))
     return results
 
 

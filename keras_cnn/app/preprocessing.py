@@ -152,14 +152,14 @@ def record_path(model_path):
 
 
 def save(record, path, *, overwrite=True):
-    """Write ``record`` to ``path`` whole (:func:`keras_cnn.app.atomic.write_whole`)."""
-    from keras_cnn.app import atomic
+    """Write ``record`` to ``path`` whole (:func:`keras_cnn._files.write_whole`)."""
+    from keras_cnn import _files
 
     def write(staging):
         with open(staging, "w", encoding="utf-8") as file:
             json.dump(record.to_json(), file, indent=2)
 
-    return atomic.write_whole(path, write, overwrite=overwrite)
+    return _files.write_whole(path, write, overwrite=overwrite)
 
 
 def load(path):

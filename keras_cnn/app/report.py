@@ -4,6 +4,8 @@ import json
 import math
 import os
 
+from keras_cnn import _files
+
 HEADLINE = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_micro", "pr_auc_macro", "pr_auc_micro",
             "roc_auc_macro", "roc_auc_micro")
 
@@ -29,17 +31,17 @@ def _cell(value):
 
 
 def merge(path, values):
-    """Update the JSON report at ``path`` with ``values`` (created when missing); returns the whole report."""
-    report = {}
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as file:
-            report = json.load(file)
-    for key, value in values.items():
-        if isinstance(value, dict) and isinstance(report.get(key), dict):
-            report[key] = {**report[key], **value}
-        else:
-            report[key] = value
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as file:
-        json.dump(report, file, indent=2, default=float)
+    """Update the JSON report at ``path`` with ``values`` (created when missing); returns the whole report. Read
+    and written under the folder's lock, so two runs adding to one report both keep their figures."""
+    with _files.publish_together(os.path.dirname(os.path.abspath(path))):
+        report = {}
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as file:
+                report = json.load(file)
+        for key, value in values.items():
+            if isinstance(value, dict) and isinstance(report.get(key), dict):
+                report[key] = {**report[key], **value}
+            else:
+                report[key] = value
+        _files.write_text(path, json.dumps(report, indent=2, default=float))
     return report

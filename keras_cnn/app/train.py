@@ -157,8 +157,11 @@ def _train(config, strategy, started):
                                     optimizer_steps=steps)  # all epochs', resumed or not
     final = _final(config, run, trained)
     if chief:
-        final.save(files.model)
-        preprocessing.save(record, files.record)
+        from keras_cnn import _files
+
+        with _files.publish_together(os.path.dirname(os.path.abspath(files.model))):  # the model and its record
+            _files.write_whole(files.model, final.save, overwrite=True)
+            preprocessing.save(record, files.record)
     return train_summary.finish(config, run, final, outcome)
 
 

@@ -7,6 +7,8 @@ import time
 
 import numpy as np
 
+from keras_cnn import _files
+
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
@@ -46,8 +48,7 @@ def finish(config, run, model, outcome):
     }
     _print(summary, history)
     if run.chief:
-        with open(os.path.join(files.folder, "summary.json"), "w", encoding="utf-8") as file:
-            json.dump(summary, file, indent=2)
+        _files.write_text(os.path.join(files.folder, "summary.json"), json.dumps(summary, indent=2))
     return summary
 
 
