@@ -123,7 +123,11 @@ def publish_together(folder, *, flag="overwrite=True", wait=True):
         return
     root = os.path.abspath(folder)
     created = _make_folders(root)
-    lock = _acquire(root, wait)
+    try:
+        lock = _acquire(root, wait, created)
+    except BaseException:
+        _remove_empty(created)
+        raise
     staging = None
     try:
         _recover(root)
@@ -140,9 +144,7 @@ def publish_together(folder, *, flag="overwrite=True", wait=True):
         if staging is not None and not os.path.exists(os.path.join(staging, JOURNAL)):
             shutil.rmtree(staging, ignore_errors=True)
         _release(root, lock)
-        for path in created:  # innermost first; only those left empty
-            with contextlib.suppress(OSError):
-                os.rmdir(path)
+        _remove_empty(created)
 
 
 def write_whole(path, write, *, overwrite=False, flag="overwrite=True"):
@@ -213,6 +215,12 @@ def _recover(root):
             shutil.rmtree(staging, ignore_errors=True)
 
 
+def _remove_empty(folders):
+    for path in folders:  # innermost first; only those left empty
+        with contextlib.suppress(OSError):
+            os.rmdir(path)
+
+
 def _make_folders(root):
     """Create ``root`` and its missing parents; the created ones, innermost first."""
     missing, folder = [], root
@@ -222,17 +230,21 @@ def _make_folders(root):
         missing.append(folder)
         folder = os.path.dirname(folder)
     if missing:
-        os.makedirs(root, new_mode(directory=True))
+        os.makedirs(root, new_mode(directory=True), exist_ok=True)  # another job may create it at the same time
     return missing
 
 
-def _acquire(root, wait):
-    """Lock ``root`` (``flock`` on its lock file); waits for another job unless ``wait=False``."""
+def _acquire(root, wait, created):
+    """Lock ``root`` (``flock`` on its lock file); waits for another job unless ``wait=False``. ``created``: the
+    folders this job made, extended if it has to make them again."""
     path = os.path.join(root, LOCK)
     announced = False
     while True:
         try:
             descriptor = os.open(path, os.O_RDWR | os.O_CREAT, new_mode())
+        except FileNotFoundError:  # the job this one waited for made the folder, failed and removed it again
+            created[:0] = _make_folders(root)
+            continue
         except PermissionError:
             raise PermissionError(f"cannot write into {root!r}: permission denied.") from None
         try:

@@ -8,7 +8,8 @@ import os
 
 import numpy as np
 
-SIGNATURE, INPUT, OUTPUT = "serving_default", "image", "probabilities"  # what keras_cnn.export writes
+SIGNATURE, INPUT = "serving_default", "image"  # what keras_cnn.export writes
+OUTPUTS = ("probabilities", "logits")  # its one output, named by what it is (keras_cnn.export.output_name)
 
 
 def interpreter(model, *, num_threads=None, delegates=True):
@@ -35,20 +36,30 @@ def interpreter(model, *, num_threads=None, delegates=True):
     return result, runtime
 
 
+def output_name(interpreter):
+    """The name of the serving signature's one output: "probabilities" or "logits" for keras_cnn's files."""
+    names = list(interpreter.get_signature_runner(SIGNATURE).get_output_details())
+    if len(names) != 1:
+        raise ValueError(f"a .tflite file's {SIGNATURE!r} signature must have one output (one of "
+                         f"{', '.join(OUTPUTS)}); this one has {names}.")
+    return names[0]
+
+
 def io_details(interpreter):
     """The tensor details (dtype, shape_signature, quantization, index) of the serving signature's ``image``
-    input and ``probabilities`` output."""
+    input and its one output (:func:`output_name`)."""
     runner = interpreter.get_signature_runner(SIGNATURE)
-    return runner.get_input_details()[INPUT], runner.get_output_details()[OUTPUT]
+    return runner.get_input_details()[INPUT], runner.get_output_details()[output_name(interpreter)]
 
 
 def predict(interpreter, images, batch_size=1):
-    """float32 outputs ``(N, classes)`` for float32 ``images`` ``(N, H, W, C)``, ``batch_size`` images per
-    invocation (the signature resizes the input to each batch). An integer input or output is quantized or
-    dequantized with the scale and zero point the file records (:func:`quantize`, :func:`dequantize`)."""
-    runner = interpreter.get_signature_runner(SIGNATURE)
-    given, wanted = runner.get_input_details()[INPUT], runner.get_output_details()[OUTPUT]
-    return np.concatenate([dequantize(runner(**{INPUT: quantize(images[i:i + batch_size], given)})[OUTPUT], wanted)
+    """float32 outputs ``(N, classes)`` (probabilities or logits: :func:`output_name`) for float32 ``images``
+    ``(N, H, W, C)``, ``batch_size`` images per invocation (the signature resizes the input to each batch). An
+    integer input or output is quantized or dequantized with the scale and zero point the file records
+    (:func:`quantize`, :func:`dequantize`)."""
+    runner, output = interpreter.get_signature_runner(SIGNATURE), output_name(interpreter)
+    given, wanted = io_details(interpreter)
+    return np.concatenate([dequantize(runner(**{INPUT: quantize(images[i:i + batch_size], given)})[output], wanted)
                            for i in range(0, len(images), batch_size)])
 
 

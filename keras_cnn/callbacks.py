@@ -30,6 +30,11 @@ def _single_output(prediction):
     return np.asarray(prediction)
 
 
+def _warn_diverged(consequence):
+    warnings.warn(f"ClassificationMetrics: the model predicts NaN or infinite scores (training diverged); "
+                  f"{consequence}", RuntimeWarning, stacklevel=3)
+
+
 class ClassificationMetrics(keras.callbacks.Callback):
     """Adds exact PR-AUC, ROC-AUC and F1 on ``validation_data`` to the epoch logs.
 
@@ -181,6 +186,8 @@ class ClassificationMetrics(keras.callbacks.Callback):
         return self._values(*self._predict())
 
     def _values(self, y_true, y_score):
+        if not np.isfinite(y_score).all():
+            return self._diverged(y_true, y_score)
         values = _metrics.classification_summary(
             y_true,
             y_score,
@@ -191,6 +198,16 @@ class ClassificationMetrics(keras.callbacks.Callback):
         )
         return {self.prefix + key: float(v) for key, v in values.items()}
 
+    def _diverged(self, y_true, y_score):
+        """NaN for every key when the model predicts NaN or infinity (training diverged): the logs keep their
+        keys and ``TerminateOnNaN`` (or the user's own check) stops training, not an exception here.
+        keras_cnn.metrics itself still refuses such scores."""
+        stand_in = np.full(np.shape(y_score), 0.5, dtype="float64")  # finite scores give the same keys
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", _metrics.UndefinedMetricWarning)
+            keys = self._values(y_true, stand_in)
+        return {key: math.nan for key in keys}
+
     # ------------------------------------------------------------ Keras hooks
 
     def on_epoch_end(self, epoch, logs=None):
@@ -199,6 +216,9 @@ class ClassificationMetrics(keras.callbacks.Callback):
         if not (evaluate or plot):
             return
         y_true, y_score = self._predict()
+        if not np.isfinite(y_score).all():
+            skipped = (["its metrics are NaN"] if evaluate else []) + (["no plots"] if plot else [])
+            _warn_diverged(f"epoch {epoch + 1}: {' and '.join(skipped)}")
         if evaluate:
             values = self._values(y_true, y_score)
             if logs is not None:
@@ -211,11 +231,15 @@ class ClassificationMetrics(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.plot_dir is not None:
             y_true, y_score = self._predict()
+            if not np.isfinite(y_score).all():
+                _warn_diverged(f"no final plots in {self.plot_dir}")
             self._save_plots(y_true, y_score, "final")
         if self._scalars is not None:
             self._scalars.close()
 
     def _save_plots(self, y_true, y_score, tag):
+        if not np.isfinite(y_score).all():
+            return  # no curves of NaN scores (on_epoch_end and on_train_end say so)
         with warnings.catch_warnings():
             # The same undefined classes were already reported when computing the values.
             warnings.simplefilter("ignore", _metrics.UndefinedMetricWarning)

@@ -1,5 +1,7 @@
 """Data sources. ``digits`` is real data that ships inside scikit-learn, so it works offline."""
 
+import os
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -38,7 +40,8 @@ def digits(image_size=(32, 32), channels=1, split=(0.6, 0.2, 0.2), seed=0):
     """scikit-learn's 1,797 handwritten digits (UCI optdigits, 8x8, 0..16) as a fixed stratified split.
 
     Returns ``{"train": (x, y), "val": (x, y), "test": (x, y)}`` with ``x`` float32 in ``[0, 1]`` of shape
-    ``(n, height, width, channels)`` (bilinear resize, grey replicated across channels) and integer ``y``.
+    ``(n, height, width, channels)`` (bilinear resize; grey brought to ``channels`` as a grey PNG would be, by
+    :func:`keras_cnn._images.match_channels`) and integer ``y``.
     The split is stratified by class and depends only on ``seed``.
     """
     from sklearn.datasets import load_digits
@@ -61,17 +64,18 @@ def digits(image_size=(32, 32), channels=1, split=(0.6, 0.2, 0.2), seed=0):
 def _resize(images, height, width, channels):
     import tensorflow as tf
 
-    x = tf.image.resize(images[..., None], (height, width), method="bilinear").numpy()
-    return np.repeat(x, channels, axis=-1) if channels > 1 else x
+    x = tf.image.resize(images[..., None], (height, width), method="bilinear")
+    return _images.match_channels(x, channels).numpy()  # grey as a file is: RGB replicated, alpha opaque
 
 
-def load_images(source, *, image_size, channels, split="train", limit=None, data_dir=None, download=False):
+def load_images(source, *, image_size, channels, split="train", limit=None, data_dir=None, download=False,
+                max_pixels=None):
     """Images in ``[0, 1]`` resized to ``image_size``, labels and class names from a data source string.
 
     ``source`` is ``"digits"`` (bundled; ``split`` train/val/test), ``"folder:PATH"`` (one sub-folder per
-    class; unreadable or corrupt files are skipped and counted in a warning) or ``"tfds:NAME[:SPLIT]"``
-    (tensorflow-datasets, read from ``data_dir``; downloaded only with ``download=True``, otherwise a clear
-    error when it is not prepared there).
+    class, read as :func:`scan_folder` does: unreadable, corrupt or over-``max_pixels`` files are skipped and
+    named in a warning) or ``"tfds:NAME[:SPLIT]"`` (tensorflow-datasets, read from ``data_dir``; downloaded only
+    with ``download=True``, otherwise a clear error when it is not prepared there).
     Returns ``(x, y, class_names)``; ``limit`` keeps the first ``limit`` images.
     """
     parsed = parse_source(source)
@@ -80,45 +84,91 @@ def load_images(source, *, image_size, channels, split="train", limit=None, data
             "split", split, ("train", "val", "test"))]
         names = [str(i) for i in range(DIGITS_CLASSES)]
     elif parsed.kind == "folder":
-        x, y, names = _folder(parsed.location, image_size, channels, limit)
+        x, y, names = _folder(parsed.location, image_size, channels, limit, max_pixels)
     else:
         x, y, names = _tfds(parsed.location, parsed.split or split, image_size, channels, limit, data_dir, download)
     return (x[:limit], y[:limit], names) if limit else (x, y, names)
 
 
-def scan_folder(path, *, workers=8):
-    """The readable images of a class-per-sub-folder tree: ``(files, labels, class_names, skipped)``.
+class Folder(NamedTuple):
+    """The usable images of a class-per-sub-folder tree (:func:`scan_folder`)."""
 
-    Class names are the sorted sub-folder names. Every file is decoded once (in ``workers`` threads, where
-    TensorFlow's decoders release the GIL) so that an unreadable or corrupt one is skipped and counted here,
-    with a warning, instead of failing a ``tf.data`` pipeline in the middle of an epoch.
+    files: list  # paths, class by class in :func:`keras_cnn._images.list_images` order
+    labels: np.ndarray  # int64 class index of each file
+    class_names: list
+    skipped: list  # :class:`keras_cnn._images.Skipped` (file, reason): unreadable, corrupt or over the limit
+
+
+def scan_folder(path, *, workers=8, max_pixels=None):
+    """The readable images of a class-per-sub-folder tree: a :class:`Folder` ``(files, labels, class_names,
+    skipped)``.
+
+    Read with ``keras.utils.image_dataset_from_directory``'s rules (:func:`keras_cnn._images.list_images`):
+    the classes are the sorted sub-folders not starting with "."; each class's images are its files ending in
+    .bmp, .gif, .jpeg, .jpg or .png (any case), found recursively. Stricter than Keras: hidden files and folders
+    are skipped at every depth; a tree with no images, fewer than two classes or a class folder without images
+    is a ``ValueError`` naming the folder(s), before anything is decoded. Then every header is checked (over
+    ``max_pixels``, default ``keras_cnn._images.MAX_PIXELS``, is never decoded) and every other file decoded once
+    (in ``workers`` threads, where TensorFlow's decoders release the GIL), so an unreadable, corrupt or
+    over-limit file is skipped and named here, with a warning, instead of failing a ``tf.data`` pipeline in the
+    middle of an epoch; a class left with no readable image is a ``ValueError`` too.
     """
-    import os
-    import warnings
-    from concurrent.futures import ThreadPoolExecutor
+    candidates, names = _listing(path)
+    skipped = _unusable([file for file, _ in candidates], max_pixels, workers)
+    if skipped:
+        warnings.warn(f"folder {path!r}: skipped {len(skipped)} unreadable or corrupt file(s): "
+                      f"{_images.name_skipped(skipped)}.", stacklevel=2)
+    bad = {item.file for item in skipped}
+    kept = [(file, label) for file, label in candidates if file not in bad]
+    _check_classes(path, names, [label for _, label in kept], "readable images")
+    return Folder([f for f, _ in kept], np.asarray([label for _, label in kept], dtype="int64"), names, skipped)
 
+
+def _listing(path):
+    """``([(file, label)], class_names)``: every image file of the tree, refused when a class has none."""
     if not isinstance(path, str) or not os.path.isdir(path):
         raise ValueError(f"folder:PATH needs an existing folder with one sub-folder per class; received {path!r}.")
-    names = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
+    names = _images.class_folders(path)
     if not names:
-        raise ValueError(f"folder {path!r} has no class sub-folders.")
-    candidates = [(os.path.join(path, name, file), label) for label, name in enumerate(names)
-                  for file in sorted(os.listdir(os.path.join(path, name)))
-                  if os.path.isfile(os.path.join(path, name, file))]
+        raise ValueError(f"folder {path!r} has no class sub-folders (one per class; names starting with '.' are "
+                         f"not classes).")
+    candidates = [(file, label) for label, name in enumerate(names)
+                  for file in _images.list_images(os.path.join(path, name))]
+    _check_classes(path, names, [label for _, label in candidates], "images")
+    return candidates, names
+
+
+def _check_classes(path, names, labels, what):
+    """Refuse a tree without ``what``, with fewer than two classes, or with a class that has none."""
+    kinds = f"{what} ({', '.join(_images.IMAGE_EXTENSIONS)}, searched recursively)"
+    if not labels:
+        raise ValueError(f"folder {path!r} holds no {kinds}.")
+    if len(names) < 2:
+        raise ValueError(f"folder {path!r} has {len(names)} class sub-folder ({names[0]!r}); a classifier needs at "
+                         f"least two.")
+    present = set(labels)
+    empty = [name for label, name in enumerate(names) if label not in present]
+    if empty:
+        raise ValueError(f"folder {path!r}: class folder(s) {', '.join(map(repr, empty))} hold no {kinds}; add "
+                         f"images or remove the folder(s).")
+
+
+def _unusable(files, max_pixels, workers):
+    """:class:`keras_cnn._images.Skipped` for each file over the pixel limit (headers read one by one: the check
+    silences a process-wide warning) or that TensorFlow cannot decode (decoded in ``workers`` threads)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    limit = _images.check_max_pixels(max_pixels)
+    headers = [_images.header_problem(file, limit) for file in files]
+    decodable = [file for file, problem in zip(files, headers) if problem is None]
     with ThreadPoolExecutor(workers) as pool:
-        readable = list(pool.map(lambda file: _images.read_image(file, 3) is not None,
-                                 (file for file, _ in candidates)))
-    kept = [pair for pair, ok in zip(candidates, readable) if ok]
-    skipped = len(candidates) - len(kept)
-    if skipped:
-        warnings.warn(f"folder {path!r}: skipped {skipped} unreadable or corrupt file(s).", stacklevel=2)
-    if not kept:
-        raise ValueError(f"folder {path!r} holds no readable images.")
-    return [f for f, _ in kept], np.asarray([label for _, label in kept], dtype="int64"), names, skipped
+        decoded = dict(zip(decodable, pool.map(_images.decode_problem, decodable)))
+    return [_images.Skipped(file, problem or decoded[file]) for file, problem in zip(files, headers)
+            if problem or decoded[file]]
 
 
-def _folder(path, image_size, channels, limit):
-    files, labels, names, _ = scan_folder(path)
+def _folder(path, image_size, channels, limit, max_pixels=None):
+    files, labels, names, _ = scan_folder(path, max_pixels=max_pixels)
     images = [_images.decode_image(file, channels, image_size).numpy() for file in files[:limit]]
     return np.stack(images), labels[:limit], names
 

@@ -74,10 +74,10 @@ def digit_folder(tmp_path_factory):
 
 def test_folder_source_skips_and_counts_unreadable_files(digit_folder):
     source = sources.parse(f"folder:{digit_folder}", val_fraction=0.25, test_fraction=0.25)
-    with pytest.warns(UserWarning, match="skipped 2 unreadable or corrupt file"):
+    with pytest.warns(UserWarning, match="skipped 1 unreadable or corrupt file"):  # notes.txt is no image
         splits = sources.load(source, ("train", "val", "test", "all"), size=(32, 32), channels=3)
     assert {role: s.count for role, s in splits.items()} == {"train": 12, "val": 6, "test": 6, "all": 24}
-    assert splits["all"].skipped == 2 and splits["train"].class_names == ("one", "seven", "zero")
+    assert splits["all"].skipped == 1 and splits["train"].class_names == ("one", "seven", "zero")
     images, labels = zip(*[(x.numpy(), int(y)) for x, y in splits["test"].dataset])
     assert np.stack(images).shape == (6, 32, 32, 3) and 0.0 <= np.min(images) and np.max(images) <= 1.0
     assert sorted(labels) == [0, 0, 1, 1, 2, 2]  # stratified: two of each class
@@ -88,10 +88,11 @@ def test_folder_source_skips_and_counts_unreadable_files(digit_folder):
 def test_train_on_a_folder_reports_the_skipped_files(digit_folder, tmp_path, capsys):
     from keras_cnn.app import train
 
-    with pytest.warns(UserWarning, match="skipped 2"):
+    with pytest.warns(UserWarning, match="skipped 1"):
         summary = train.main([*LENET, "--data", f"folder:{digit_folder}", "--epochs", "1", "--batch-size", "4",
                               "--output", str(tmp_path)])
-    assert "3 classes, 2 unreadable file(s) skipped" in capsys.readouterr().out
+    assert f"3 classes, 1 unreadable file(s) skipped: {digit_folder / 'one' / 'broken.png'} (not a" \
+        in capsys.readouterr().out
     record = preprocessing.load(tmp_path / "lenet5.preprocessing.json")
     assert record.class_names == ("one", "seven", "zero") and summary["test_images"] == 5
 

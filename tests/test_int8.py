@@ -84,9 +84,10 @@ def test_full_integer_tflite_agrees_with_float_model(name, tmp_path):
     train_briefly(model, train, labels, epochs)
     expected = model(held_out, training=False).numpy()
     assert np.mean(expected.argmax(1) == held_out_labels) > 0.3  # the float model separates the digits
-    # raises ExportVerificationError on a Flex or custom operator or on float compute inside the graph
+    # raises ExportVerificationError on a Flex or custom operator or on float compute inside the graph; the
+    # agreement this short training needs (>= 0.8 on all 360 digits) is asserted below, not by to_tflite's 0.98
     result = export.to_tflite(model, tmp_path / f"{name}.tflite", quantization="int8", representative_data=train,
-                              num_calibration_samples=64, verify_data=held_out)
+                              num_calibration_samples=64, verify_data=held_out, min_agreement=0)
     interpreter, _ = _tflite.interpreter(result.path, delegates=False)  # the ops as written
     op_names = {op["op_name"] for op in _compat.tflite_ops(interpreter)}
     assert EXPECTED_OPS.get(name, set()) <= op_names, op_names

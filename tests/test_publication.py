@@ -106,6 +106,26 @@ def test_a_second_job_waits_for_the_lock_or_is_refused(tmp_path, capsys):
     assert order == ["first", "second"] and "waiting for another keras_cnn job" in capsys.readouterr().err
 
 
+def test_a_waiting_job_recreates_the_folder_a_failed_job_removed(tmp_path):
+    entered, release = threading.Event(), threading.Event()
+
+    def failing():
+        with pytest.raises(RuntimeError):
+            with _files.publish_together(tmp_path / "new"):
+                entered.set()
+                release.wait(10)
+                raise RuntimeError("conversion failed")
+
+    thread = threading.Thread(target=failing)
+    thread.start()
+    entered.wait(10)
+    threading.Timer(0.3, release.set).start()
+    with _files.publish_together(tmp_path / "new"):  # waits; the failed job then removes the folder it made
+        _files.write_text(tmp_path / "new" / "a.txt", "second")
+    thread.join()
+    assert os.listdir(tmp_path / "new") == ["a.txt"]
+
+
 def test_a_job_killed_while_publishing_is_completed_by_the_next(tmp_path, monkeypatch):
     for name in ("a.txt", "b.txt"):
         (tmp_path / name).write_text("old")

@@ -69,6 +69,9 @@ def run(args):
     _check_source(args.source)
     stem = _stem(args.name or registry.get(args.model).name)
     outputs = Outputs.of(args.output, stem)
+    from keras_cnn.app import paths
+
+    paths.check_writable(args.output, "--output", outputs.all())
     if not args.overwrite:
         _files.refuse_existing(outputs.all(), "--overwrite")  # before the slow part
     model, upstream, described = _convert(args, stem)

@@ -44,14 +44,17 @@ def main(argv=None):
 
 def run(args):
     """Evaluate; returns the metrics dict (also merged into the report)."""
-    from keras_cnn.app import preprocessing, runners
+    from keras_cnn.app import memory, preprocessing, runners
 
-    runner, record = runners.open_model(args.model, args.preprocessing)
+    runner, record = runners.open_model(args.model, args.preprocessing, args.batch_size)
     if args.mode != "single" and runner.model is None:
         raise ValueError(f"--mode {args.mode} needs a .keras model (it runs Keras on crops or as an FCN); "
                          f"received a {runner.kind} file {args.model!r}.")
-    images, labels, source = _data(args, record)
-    scores = _predict(args, runner, record, images)
+    # The split is held in memory at the record's resize, then predicted in batches.
+    with memory.explained(f"evaluating {memory.shape(record.resize, record.channels)} images in batches of "
+                          f"{args.batch_size}", "lower --batch-size, or --limit the images"):
+        images, labels, source = _data(args, record)
+        scores = _predict(args, runner, record, images)
     values = _metrics(labels, scores, record)
     stem = preprocessing.record_path(args.model)[: -len(preprocessing.SUFFIX)]
     plots = _plots(args, stem, labels, scores, record)
@@ -79,10 +82,14 @@ def _data(args, record):
     saved.update({k: v for k, v in (("data_dir", args.data_dir), ("download", args.download)) if v})
     source = sources.from_json(saved)
     split = sources.load(source, (args.split,), size=record.resize, channels=record.channels,
-                         limit=args.limit)[args.split]
+                         limit=args.limit, max_pixels=args.max_pixels)[args.split]
     if len(split.class_names) != len(record.class_names):
         raise ValueError(f"--data {source.source!r} has {len(split.class_names)} classes; the model has "
                          f"{len(record.class_names)} ({', '.join(record.class_names[:5])}...).")
+    if split.skipped_files:
+        from keras_cnn import _images
+
+        print(f"skipped {split.skipped} file(s) of {source.source}: {_images.name_skipped(split.skipped_files)}")
     images, labels = pipeline.arrays(split)
     return images, labels, source.source
 

@@ -46,7 +46,12 @@ def parser():
     p.add_argument("--representative", help="int8 calibration images: digits | tfds:NAME[:SPLIT] | folder:PATH "
                                             "(default: the record's training data)")
     p.add_argument("--samples", type=flags.integer(1), default=300, help="calibration images to use")
+    p.add_argument("--min-agreement", type=flags.number(0, 1), metavar="FRACTION",
+                   help="top-1 agreement with Keras that a dynamic or int8 .tflite file must reach on the record's "
+                        "test images (up to 200; without them it is only reported), or nothing is written "
+                        "(default: 0.98; 0 accepts any drift)")
     p.add_argument("--data-dir", help="tensorflow-datasets data_dir for tfds: sources")
+    flags.add_max_pixels(p)
     p.add_argument("--class-names", help="comma-separated class names (default: the record's)")
     p.add_argument("--output", default="saved_models", help="output folder")
     p.add_argument("--version", type=flags.integer(1), default=1, help="SavedModel version folder")
@@ -70,15 +75,17 @@ def run(args):
     if args.representative:
         sources.parse(args.representative, flag="--representative")
 
+    from keras_cnn.app import paths
+
+    paths.check_writable(args.output, "--output")  # before loading and converting
     model = _load_model(args)
-    record = preprocessing.find(args.from_path, args.preprocessing) if args.from_path or args.preprocessing \
-        else None
+    record = preprocessing.find(args.from_path, args.preprocessing, model=model)  # it must fit the model
     if record is None:
         record = _checkpoint_record(args, model)
     if "tflite" in formats and "int8" in quantizations and not (args.representative or (record and record.data)):
         raise ValueError("--quantization int8 needs --representative digits | tfds:NAME[:SPLIT] | folder:PATH "
                          "(or --from a model with a preprocessing record); received neither.")
-    test = _test_images(record)
+    test = _test_images(record, args.max_pixels)
     jobs = _jobs(args, model, record, formats, quantizations, test)
     from keras_cnn import _files
 
@@ -138,7 +145,8 @@ def _jobs(args, model, record, formats, quantizations, test):
                                                      overwrite=args.overwrite)))
         else:
             for q in quantizations:
-                jobs.append((f"tflite {q}", _tflite_job(args, model, record, stem, q, names, transform, verify)))
+                # the whole test split: to_tflite compares 4 images, or up to 200 for a quantized file
+                jobs.append((f"tflite {q}", _tflite_job(args, model, record, stem, q, names, transform, test)))
     return jobs
 
 
@@ -151,14 +159,14 @@ def _tflite_job(args, model, record, stem, quantization, names, transform, verif
         return export.to_tflite(model, f"{stem}{'.' + q if q else ''}.tflite", quantization=q,
                                 representative_data=representative, io_dtype=args.io_dtype if q == "int8"
                                 else "float32", class_names=names, preprocessing=transform,
-                                num_calibration_samples=args.samples, verify_data=verify, overwrite=args.overwrite)
+                                num_calibration_samples=args.samples, verify_data=verify, overwrite=args.overwrite,
+                                min_agreement=export.MIN_AGREEMENT if args.min_agreement is None
+                                else args.min_agreement)
 
     return job
 
 
 def _load_model(args):
-    import keras
-
     import keras_cnn
     from keras_cnn.cli import parse_options
 
@@ -166,7 +174,9 @@ def _load_model(args):
         if not (args.from_path.endswith(".keras") and os.path.isfile(args.from_path)):
             raise ValueError(f"--from must be an existing .keras file (keras-cnn train or model.save writes one); "
                              f"received {args.from_path!r}.")
-        return keras.saving.load_model(args.from_path, safe_mode=True)
+        from keras_cnn.app import runners
+
+        return runners.load_keras(args.from_path)
     entry = keras_cnn.registry.get(args.model)
     height, width, channels = entry.default_input
     return keras_cnn.build(args.model, input_shape=(args.image_size or height, args.image_size or width,
@@ -190,18 +200,18 @@ def _representative(args, model, record):
 
     if record is not None and record.data and not args.representative:
         split = sources.load(sources.from_json(record.data), ("train",), size=record.resize,
-                             channels=record.channels, limit=args.samples)["train"]
+                             channels=record.channels, limit=args.samples, max_pixels=args.max_pixels)["train"]
         return pipeline.arrays(split, record)[0]
     height, width, channels = model.inputs[0].shape[1:]
     if height is None or width is None:
         raise ValueError("--quantization int8 needs a model with a fixed input size (use --image-size); "
                          f"received input shape {model.inputs[0].shape}.")
     images, _, _ = data.load_images(args.representative, image_size=(height, width), channels=channels,
-                                    limit=args.samples, data_dir=args.data_dir)
+                                    limit=args.samples, data_dir=args.data_dir, max_pixels=args.max_pixels)
     return record.normalize(images).numpy() if record is not None else images
 
 
-def _test_images(record):
+def _test_images(record, max_pixels=None):
     """The record's test split, preprocessed (None without a record or when its data is not available)."""
     if record is None or not record.data:
         return None
@@ -209,7 +219,7 @@ def _test_images(record):
 
     try:
         split = sources.load(sources.from_json(record.data), ("test",), size=record.resize,
-                             channels=record.channels)["test"]
+                             channels=record.channels, max_pixels=max_pixels)["test"]
     except ValueError as error:  # the training data is not on this machine: verify on noise, as without a record
         print(f"note: no test images to verify on ({error})")
         return None

@@ -63,11 +63,12 @@ def _bound(minimum=None, maximum=None):
 
 
 def add_data(parser, default="digits", split_help=True):
-    """--data, --data-dir, --download, --seed, --val-fraction, --test-fraction, --limit."""
+    """--data, --data-dir, --download, --seed, --val-fraction, --test-fraction, --limit, --cache, --max-pixels."""
     group = parser.add_argument_group("data")
     group.add_argument("--data", default=default, metavar="SOURCE",
                        help="digits (scikit-learn's 1,797 bundled handwritten digits) | folder:PATH (one sub-folder "
-                            "per class; unreadable files are skipped and counted) | tfds:NAME[:SPLIT] "
+                            "per class, images found recursively as keras.utils.image_dataset_from_directory does; "
+                            "unreadable files are skipped and named) | tfds:NAME[:SPLIT] "
                             f"(tensorflow-datasets){' (default: %(default)s)' if default else ''}")
     group.add_argument("--data-dir", help="tensorflow-datasets data_dir for tfds: sources")
     group.add_argument("--download", action="store_true",
@@ -81,7 +82,18 @@ def add_data(parser, default="digits", split_help=True):
     group.add_argument("--limit", type=integer(1), help="use at most this many images of each split (smoke runs)")
     group.add_argument("--cache", default="auto",
                        help="auto (memory when it fits in 2 GiB) | memory | none | a file path for tf.data cache")
+    add_max_pixels(group)
     return group
+
+
+def add_max_pixels(parser):
+    """--max-pixels (dest ``max_pixels``, None: keras_cnn._images.MAX_PIXELS): the ``max_pixels`` argument of
+    ``keras_cnn.data.scan_folder``, ``keras_cnn.app.sources.load`` and ``keras_cnn._images.read_image``."""
+    from keras_cnn import _images
+
+    parser.add_argument("--max-pixels", type=integer(1), metavar="N",
+                        help="skip image files of more than N pixels, from their header, before decoding "
+                             f"(default: {_images.MAX_PIXELS:,}, PIL's Image.MAX_IMAGE_PIXELS)")
 
 
 def add_model_file(parser, help_text):

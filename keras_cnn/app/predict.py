@@ -23,6 +23,7 @@ def parser():
     p.add_argument("--top-k", type=flags.integer(1), default=5, help="classes shown per image (default: 5)")
     p.add_argument("--batch-size", type=flags.integer(1), default=64, help="images per prediction batch")
     p.add_argument("--json", metavar="PATH", help="also write the predictions to this JSON file")
+    flags.add_max_pixels(p)
     return p
 
 
@@ -32,50 +33,69 @@ def main(argv=None):
 
 def run(args):
     """Predict; returns ``{file: [(class name, probability), ...]}`` (top-k, most probable first)."""
-    from keras_cnn.app import runners
+    from keras_cnn.app import memory, runners
 
     files = _files(args.inputs)
-    runner, record = runners.open_model(args.model, args.preprocessing)
+    runner, record = runners.open_model(args.model, args.preprocessing, args.batch_size)
     top_k = min(args.top_k, len(record.class_names))
+    if runner.output == "logits":
+        print(f"note: {args.model} outputs logits; the probabilities shown are their softmax (softmax of logits).")
     results, unreadable = {}, []
-    for start in range(0, len(files), args.batch_size):
-        batch, names = _read(files[start:start + args.batch_size], record, unreadable)
-        if names:
-            for name, scores in zip(names, runner.predict(batch)):
-                order = np.argsort(-scores)[:top_k]
-                results[name] = [(record.class_names[i], float(scores[i])) for i in order]
+    with memory.explained(f"predicting batches of {args.batch_size} images of "
+                          f"{memory.shape(record.input_size, record.channels)}", "lower --batch-size"):
+        for start in range(0, len(files), args.batch_size):
+            batch, names = _read(files[start:start + args.batch_size], record, unreadable, args.max_pixels)
+            if names:
+                for name, scores in zip(names, _probabilities(runner, runner.predict(batch))):
+                    order = np.argsort(-scores)[:top_k]
+                    results[name] = [(record.class_names[i], float(scores[i])) for i in order]
     _print(results, unreadable)
     if args.json:
         from keras_cnn._files import write_text
 
-        write_text(args.json, json.dumps({"model": args.model, "predictions": results, "unreadable": unreadable},
+        write_text(args.json, json.dumps({"model": args.model, "predictions": results, "unreadable": dict(unreadable)},
                                          indent=2))
     return results
 
 
+def _probabilities(runner, outputs):
+    """The runner's outputs as probabilities: the softmax of a model's logits."""
+    if runner.output != "logits":
+        return outputs
+    exp = np.exp(outputs - outputs.max(axis=-1, keepdims=True))
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
 def _files(inputs):
+    """The files to predict: each file named, and each folder's images as a folder source lists them
+    (``keras_cnn._images.list_images``: recursive, image extensions only, hidden files and folders skipped)."""
+    from keras_cnn import _images
+
     files = []
     for path in inputs:
         if os.path.isdir(path):
-            files += sorted(os.path.join(root, f) for root, _, names in os.walk(path) for f in names)
+            files += _images.list_images(path)
         elif os.path.isfile(path):
-            files.append(path)
+            files.append(path)  # named by the user: read whatever its name, skipped with a reason if not an image
         else:
             raise ValueError(f"IMAGE_OR_FOLDER must be existing files or folders; received {path!r}.")
     if not files:
-        raise ValueError(f"IMAGE_OR_FOLDER holds no files; received {list(inputs)}.")
+        raise ValueError(f"IMAGE_OR_FOLDER holds no image files ({', '.join(_images.IMAGE_EXTENSIONS)}, "
+                         f"not hidden); received {list(inputs)}.")
     return files
 
 
-def _read(files, record, unreadable):
-    """Decoded, preprocessed images of ``files`` that are readable images; the others go to ``unreadable``."""
+def _read(files, record, unreadable, max_pixels=None):
+    """Decoded, preprocessed images of ``files`` that are readable images; the others go to ``unreadable`` as
+    ``keras_cnn._images.Skipped`` (file, reason): unreadable, corrupt, or over ``max_pixels`` (default
+    ``keras_cnn._images.MAX_PIXELS``), which is refused from its header, never decoded."""
     from keras_cnn import _images
 
     images, names = [], []
     for file in files:
-        image = _images.read_image(file, record.channels, record.resize)
+        image, problem = _images.read_image(file, record.channels, record.resize, max_pixels=max_pixels)
         if image is None:
-            unreadable.append(file)
+            unreadable.append(_images.Skipped(file, problem))
             continue
         images.append(record.prepare(image).numpy())
         names.append(file)
@@ -83,9 +103,10 @@ def _read(files, record, unreadable):
 
 
 def _print(results, unreadable):
+    from keras_cnn import _images
+
     for name, top in results.items():
         print(f"{name}: " + "  ".join(f"{label} {p:.4f}" for label, p in top))
     if unreadable:
-        print(f"skipped {len(unreadable)} unreadable file(s): {', '.join(unreadable[:5])}"
-              + (" ..." if len(unreadable) > 5 else ""))
+        print(f"skipped {len(unreadable)} unreadable file(s): {_images.name_skipped(unreadable)}")
     print(f"{len(results)} image(s) predicted", flush=True)

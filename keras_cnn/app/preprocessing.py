@@ -7,11 +7,17 @@ are brought to the model's channels, resized to ``resize``, centre-cropped to ``
 larger, and normalised per channel as ``(x - mean) / std`` (normalization "checkpoint": the mean and std of the
 upstream checkpoint the weights came from). Normalisation lives outside the model (no Lambda layers), so
 deployed models expect these inputs, as the TFLite sidecar's byte-level ``preprocessing`` says.
+
+:func:`load` checks every field (a truncated file, a missing field, a std of 0 or a NaN is a ``ValueError``
+naming the file and the field) and :func:`check_fits` the record against its model (channels, input size,
+classes), naming both files.
 """
 
 import dataclasses
 import json
+import math
 import os
+import reprlib
 
 import numpy as np
 
@@ -163,16 +169,131 @@ def save(record, path, *, overwrite=True):
 
 
 def load(path):
-    with open(path, encoding="utf-8") as file:
-        values = json.load(file)
+    """The record in ``path``; a ``ValueError`` naming the file and what is wrong with it (not JSON, a missing
+    field, a field of the wrong type or out of range: std 0 would divide by zero, NaN would predict NaN)."""
+    values = _read_json(path)
     fields = {f.name for f in dataclasses.fields(Preprocessing)}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in fields}
-    return Preprocessing(**values)
+    missing = [name for name in REQUIRED if name not in values]
+    if missing:
+        raise ValueError(f"{os.fspath(path)!r} is not a complete preprocessing record: missing field(s) "
+                         f"{', '.join(missing)} ({_REWRITE}).")
+    try:
+        checked = _checked({k: v for k, v in values.items() if k in fields})
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{os.fspath(path)!r} is not a valid preprocessing record: {error} ({_REWRITE}).") \
+            from None
+    return Preprocessing(**checked)
 
 
-def find(model_path, explicit=None):
-    """The record given by ``explicit``, else the one beside ``model_path``; None when there is none."""
-    path = explicit or record_path(model_path)
-    if explicit and not os.path.isfile(explicit):
-        raise ValueError(f"--preprocessing must be an existing {SUFFIX} file; received {explicit!r}.")
-    return load(path) if os.path.isfile(path) else None
+REQUIRED = ("input_size", "channels", "resize", "mean", "std", "class_names")
+_REWRITE = "keras-cnn train and keras-cnn export write it; write it again or pass --preprocessing with another"
+
+
+def _read_json(path):
+    """The JSON object in ``path`` (``ValueError`` naming the file when it is not one)."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            values = json.load(file)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{os.fspath(path)!r} is not a preprocessing record: not UTF-8 text ({error.reason} at "
+                         f"byte {error.start}).") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{os.fspath(path)!r} is not a readable preprocessing record (truncated or corrupt: "
+                         f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}).") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{os.fspath(path)!r} is not a preprocessing record: it must hold a JSON object; "
+                         f"received a {type(values).__name__}.")
+    return values
+
+
+def _checked(values):
+    """The record's fields with their types and ranges checked (raises naming the first bad field)."""
+    out = dict(values)
+    out["channels"] = _positive_int("channels", values["channels"])
+    for name in ("input_size", "resize"):
+        out[name] = tuple(_positive_int(f"{name}[{i}]", v) for i, v in enumerate(_sequence(name, values[name], 2)))
+    if out["resize"][0] < out["input_size"][0] or out["resize"][1] < out["input_size"][1]:
+        raise ValueError(f"field resize must be at least input_size {list(out['input_size'])}; received "
+                         f"{list(out['resize'])}")
+    for name in ("mean", "std"):
+        out[name] = tuple(_finite(f"{name}[{i}]", v, positive=name == "std")
+                          for i, v in enumerate(_sequence(name, values[name], out["channels"])))
+    names = _sequence("class_names", values["class_names"])
+    if not names or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"field class_names must be a non-empty list of strings; received {reprlib.repr(names)}")
+    out["class_names"] = tuple(names)
+    if "normalization" in values:
+        _validate.check_choice("field normalization", values["normalization"], NORMALIZATIONS[1:])
+    if values.get("model") is not None and not isinstance(values["model"], str):
+        raise TypeError(f"field model must be a string or null; received {values['model']!r}")
+    if values.get("data") is not None and not isinstance(values["data"], dict):
+        raise TypeError(f"field data must be an object or null; received {values['data']!r}")
+    return out
+
+
+def _sequence(name, value, length=None):
+    if not isinstance(value, list) or (length is not None and len(value) != length):
+        count = f"{length} " if length is not None else ""
+        raise ValueError(f"field {name} must be a list of {count}values; received {reprlib.repr(value)}")
+    return value
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"field {name} must be an integer >= 1; received {value!r}")
+    return value
+
+
+def _finite(name, value, positive=False):
+    """A finite number (> 0 with ``positive``: a std divides)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (positive and value <= 0):
+        raise ValueError(f"field {name} must be a finite number{' > 0' if positive else ''}; received {value!r}")
+    return float(value)
+
+
+def locate(model_path, explicit=None):
+    """The path of the record given by ``explicit``, else of the one beside ``model_path``; None when there is
+    none."""
+    if explicit:
+        if not os.path.isfile(explicit):
+            raise ValueError(f"--preprocessing must be an existing {SUFFIX} file; received {explicit!r}.")
+        return explicit
+    path = record_path(model_path)
+    return path if os.path.isfile(path) else None
+
+
+def find(model_path, explicit=None, *, model=None):
+    """The record given by ``explicit``, else the one beside ``model_path``; None when there is none. With
+    ``model`` (a Keras model) it must fit it (:func:`check_fits`)."""
+    path = locate(model_path, explicit) if model_path or explicit else None
+    if path is None:
+        return None
+    record = load(path)
+    if model is not None:
+        check_fits(record, path, repr(os.fspath(model_path)) if model_path else f"--model {model.name}",
+                   tuple(model.inputs[0].shape[1:]), model.outputs[0].shape[-1])
+    return record
+
+
+def check_fits(record, path, model, input_shape, classes):
+    """A ``ValueError`` naming the record ``path`` and ``model`` (the model's file, quoted, or another name of
+    it) when the record's channels, input size (where the model fixes one) or class count differ from the
+    model's ``input_shape`` ``(H, W, C)`` (None for a free side) and ``classes`` (None: unknown)."""
+    *size, channels = input_shape
+    problems = []
+    if channels is not None and record.channels != channels:
+        problems.append(f"channels {record.channels} (the model takes {channels})")
+    if any(side is not None and side != own for side, own in zip(size, record.input_size)):
+        problems.append(f"input_size {_size(record.input_size)} (the model takes "
+                        f"{_size(['any' if side is None else side for side in size])})")
+    if classes is not None and len(record.class_names) != classes:
+        problems.append(f"{len(record.class_names)} class names (the model outputs {classes} classes)")
+    if problems:
+        raise ValueError(f"the preprocessing record {os.fspath(path)!r} does not fit the model {model}: "
+                         f"{'; '.join(problems)}. It was written for another model; "
+                         f"pass --preprocessing with the record written with this one.")
+
+
+def _size(pair):
+    return f"{pair[0]}x{pair[1]}"

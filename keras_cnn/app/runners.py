@@ -1,9 +1,10 @@
 """A ``.keras`` file or an export (SavedModel folder, ``.tflite``, ``.onnx``) as one function: images -> probabilities.
 
 Every runner takes preprocessed float32 images ``(N, H, W, C)`` and returns ``(N, classes)`` float32
-probabilities; integer (int8/uint8) TFLite inputs and outputs are quantized and dequantized with the scale and
-zero point the file records (``keras_cnn._tflite``, as export verification does). ``Runner.input_shape`` is
-``(H, W, C)`` (None where the model accepts any size).
+probabilities, or logits for a model without a softmax or sigmoid (``Runner.output`` says which); integer
+(int8/uint8) TFLite inputs and outputs are quantized and dequantized with the scale and zero point the file
+records (``keras_cnn._tflite``, as export verification does). ``Runner.input_shape`` is ``(H, W, C)`` (None
+where the model accepts any size).
 """
 
 import dataclasses
@@ -21,6 +22,7 @@ class Runner:
     kind: str
     path: str
     model: object = None  # the Keras model, for kind "keras" (dense and multi-crop evaluation need it)
+    output: str = "probabilities"  # what predict returns: "probabilities" or "logits" (keras_cnn.export.output_name)
 
 
 def kind_of(path):
@@ -52,14 +54,44 @@ def _batched(fn, batch_size):
 def _keras(path, batch_size):
     import keras
 
-    import keras_cnn  # noqa: F401  (registers the custom layers before loading)
-
-    model = keras.saving.load_model(path, safe_mode=True)
+    model = load_keras(path)
     if len(model.outputs) != 1:
         raise ValueError(f"{path!r} has {len(model.outputs)} outputs; expected one (keras-cnn train saves the main "
                          "output only).")
     function = _batched(lambda x: keras.ops.convert_to_numpy(model(x, training=False)), batch_size)
-    return Runner(function, tuple(model.input_shape[1:]), "keras", path, model)
+    from keras_cnn.export import output_name
+
+    return Runner(function, tuple(model.input_shape[1:]), "keras", path, model, output_name(model))
+
+
+def load_keras(path):
+    """``keras.saving.load_model(path, safe_mode=True)``; a file that is not a whole .keras zip archive is a
+    ``ValueError`` naming it and what is wrong (Keras says "File not found" for a truncated one: it tells a
+    .keras file by its zip directory, which sits at the end)."""
+    import zipfile
+    import zlib
+
+    import keras
+
+    import keras_cnn  # noqa: F401  (registers the custom layers before loading)
+
+    with open(path, "rb"):  # a missing or unreadable file is named as such, not as a damaged one
+        pass
+    if not zipfile.is_zipfile(path):
+        _unreadable(path, f"no zip directory at its end ({os.path.getsize(path):,} bytes)")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except (zipfile.BadZipFile, zlib.error, EOFError, KeyError) as error:
+        _unreadable(path, f"{type(error).__name__}: {error}")
+    except OSError as error:
+        if error.errno is not None:  # the system's (disk, permissions): not the file's content
+            raise
+        _unreadable(path, f"{type(error).__name__}: {error}")  # h5py's, for a damaged model.weights.h5 inside
+
+
+def _unreadable(path, reason):
+    raise ValueError(f"{path!r} is not a readable .keras file (truncated or corrupt: {reason}); save or copy it "
+                     "again.") from None
 
 
 def _saved_model(path, batch_size):
@@ -68,8 +100,16 @@ def _saved_model(path, batch_size):
     folder = _version_folder(path)
     signature = tf.saved_model.load(folder).signatures["serving_default"]
     spec = signature.structured_input_signature[1]["image"]
-    function = _batched(lambda x: signature(image=tf.constant(x, tf.float32))["probabilities"].numpy(), batch_size)
-    return Runner(function, tuple(spec.shape[1:]), "savedmodel", folder)
+    output = _one_output(folder, list(signature.structured_outputs))
+    function = _batched(lambda x: signature(image=tf.constant(x, tf.float32))[output].numpy(), batch_size)
+    return Runner(function, tuple(spec.shape[1:]), "savedmodel", folder, output=output)
+
+
+def _one_output(path, names):
+    """The export's one output: "probabilities" or "logits" (keras_cnn.export.output_name)."""
+    if len(names) != 1:
+        raise ValueError(f"--model {path!r} must have one output (probabilities or logits); it has {names}.")
+    return names[0]
 
 
 def _version_folder(path):
@@ -90,7 +130,8 @@ def _tflite(path, batch_size):
     interpreter, _ = _tflite.interpreter(path)
     given, _ = _tflite.io_details(interpreter)
     shape = tuple(int(d) if d > 0 else None for d in given["shape_signature"][1:])
-    return Runner(lambda images: _tflite.predict(interpreter, images), shape, "tflite", path)
+    return Runner(lambda images: _tflite.predict(interpreter, images), shape, "tflite", path,
+                  output=_tflite.output_name(interpreter))
 
 
 def _onnx(path, batch_size):
@@ -98,22 +139,36 @@ def _onnx(path, batch_size):
 
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
-    function = _batched(lambda x: session.run(None, {input_name: x.astype("float32")})[0], batch_size)
+    output = _one_output(path, [o.name for o in session.get_outputs()])
+    function = _batched(lambda x: session.run([output], {input_name: x.astype("float32")})[0], batch_size)
     shape = tuple(d if isinstance(d, int) else None for d in session.get_inputs()[0].shape[1:])
-    return Runner(function, shape, "onnx", path)
+    return Runner(function, shape, "onnx", path, output=output)
 
 
-def open_model(path, record_path=None):
-    """``(runner, record)``: the model and its preprocessing record. Without a record beside it, a ``.keras``
-    model loaded from an upstream checkpoint uses that checkpoint's preprocessing, any other model a [0, 1]
-    default; a note line says which."""
+def open_model(path, record_path=None, batch_size=64):
+    """``(runner, record)``: the model and its preprocessing record, which must fit it (channels, input size,
+    classes: ``preprocessing.check_fits``). Without a record beside it, a ``.keras`` model loaded from an
+    upstream checkpoint uses that checkpoint's preprocessing, any other model a [0, 1] default; a note line says
+    which."""
     from keras_cnn.app import preprocessing
 
-    runner = load(path)
-    record = preprocessing.find(path, record_path)
-    if record is None and runner.model is not None:
-        record = checkpoint_record(runner.model, f"no {preprocessing.record_path(path)}")
+    runner = load(path, batch_size)
+    found = preprocessing.locate(path, record_path)
+    if found is not None:
+        record, name = preprocessing.load(found), repr(os.fspath(path))
+        preprocessing.check_fits(record, found, name, runner.input_shape, None)
+        # The class count once the input is known to fit: one prediction tells it for every kind of file.
+        preprocessing.check_fits(record, found, name, runner.input_shape, _classes(runner, record))
+        return runner, record
+    record = checkpoint_record(runner.model, f"no {preprocessing.record_path(path)}") if runner.model else None
     return runner, record if record is not None else _default_record(runner, path)
+
+
+def _classes(runner, record):
+    if runner.model is not None:
+        return runner.model.output_shape[-1]
+    blank = np.zeros((1, *record.input_size, record.channels), "float32")
+    return runner.predict(blank).shape[-1]
 
 
 def checkpoint_record(model, reason):

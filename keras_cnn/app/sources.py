@@ -1,9 +1,10 @@
 """Data sources as ``tf.data``: ``digits``, ``folder:PATH`` and ``tfds:NAME[:SPLIT]`` split into train/val/test.
 
 Every split is a dataset of ``(image, label)`` with float32 images in [0, 1] already resized to a square
-``size`` (decoding and resizing run in parallel; unreadable files were skipped and counted before), plus its
-length and the class names. Splits are fixed: digits and folders use a stratified split by ``seed`` with the
-given fractions; tfds takes the validation set from the end of the training split and tests on ``test``.
+``size`` (decoding and resizing run in parallel; unreadable, corrupt or over-limit files were skipped and named
+before: ``keras_cnn.data.scan_folder``), plus its length and the class names. Splits are fixed: digits and folders
+use a stratified split by ``seed`` with the given fractions; tfds takes the validation set from the end of the
+training split and tests on ``test``.
 """
 
 import dataclasses
@@ -20,7 +21,12 @@ class Split:
     dataset: object  # tf.data.Dataset of (float32 image in [0, 1], int64 label)
     count: int
     class_names: tuple
-    skipped: int = 0
+    skipped_files: tuple = ()  # keras_cnn._images.Skipped (file, reason) of the whole source, before the split
+
+    @property
+    def skipped(self):
+        """How many files of the source were skipped (unreadable, corrupt or over the pixel limit)."""
+        return len(self.skipped_files)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,12 +65,16 @@ def parse(source, flag="--data", **split):
     return parsed
 
 
-def load(source, roles, *, size, channels, limit=None):
-    """``{role: Split}`` for the requested roles among train, val, test, all (``limit``: first N of each)."""
+def load(source, roles, *, size, channels, limit=None, max_pixels=None):
+    """``{role: Split}`` for the requested roles among train, val, test, all (``limit``: first N of each).
+
+    Folder images of more than ``max_pixels`` (default ``keras_cnn._images.MAX_PIXELS``) are skipped unread."""
     for role in roles:
         _validate.check_choice("split", role, ROLES)
-    loader = {"digits": _digits, "folder": _folder, "tfds": _tfds}[source.kind]
-    splits = loader(source, roles, tuple(size), channels)
+    if source.kind == "folder":
+        splits = _folder(source, roles, tuple(size), channels, max_pixels)
+    else:
+        splits = {"digits": _digits, "tfds": _tfds}[source.kind](source, roles, tuple(size), channels)
     return {role: _limited(split, limit) for role, split in splits.items()}
 
 
@@ -88,10 +98,10 @@ def _digits(source, roles, size, channels):
             for role in roles}
 
 
-def _folder(source, roles, size, channels):
+def _folder(source, roles, size, channels, max_pixels):
     from sklearn.model_selection import train_test_split
 
-    files, labels, names, skipped = data.scan_folder(source.parsed.location)
+    files, labels, names, skipped = data.scan_folder(source.parsed.location, max_pixels=max_pixels)
     index = np.arange(len(files))
     parts = {"all": index}
     try:
@@ -105,7 +115,7 @@ def _folder(source, roles, size, channels):
                          f"with --val-fraction {source.val_fraction} and --test-fraction "
                          f"{source.test_fraction}: {error}") from error
     return {role: Split(_decoded([files[i] for i in parts[role]], labels[parts[role]], size, channels),
-                        len(parts[role]), tuple(names), skipped) for role in roles}
+                        len(parts[role]), tuple(names), tuple(skipped)) for role in roles}
 
 
 def _decoded(files, labels, size, channels):

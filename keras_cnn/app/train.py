@@ -124,11 +124,52 @@ def run(args):
     strategy = distribute.create(config.strategy, config.devices)  # before any other TensorFlow work
     import keras
 
+    from keras_cnn.app import memory
+
     policy = keras.mixed_precision.global_policy()
     try:
-        return _train(config, strategy, started)
+        with memory.explained(f"training {config.stem} on {memory.shape(*_input_shape(config))} inputs in "
+                              f"batches of {config.batch_size}", "lower --batch-size or --image-size"):
+            return _train(config, strategy, started)
+    except KeyboardInterrupt as error:
+        raise Interrupted(config) from error
     finally:
         keras.mixed_precision.set_global_policy(policy)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during training, saying where the backup is (``keras.callbacks.BackupAndRestore`` writes one after
+    every epoch and a new run of the same command resumes from it)."""
+
+    def __init__(self, config):
+        from keras_cnn.app import fit_callbacks
+
+        backup = RunFiles.of(config).backup
+        epochs = 0 if config.custom_loop else fit_callbacks.resume_epoch(backup)
+        self.resumable = epochs > 0
+        if config.custom_loop:
+            text = "the custom training loop keeps no backup; the same command starts over"
+        elif not epochs:
+            text = f"no epoch had finished, so {backup} holds no backup; the same command starts over"
+        else:
+            text = f"the backup of the first {epochs} epoch(s) is in {backup}; the same command resumes from it"
+        super().__init__(text)
+
+    @staticmethod
+    def resume_command(argv):
+        """The command line that resumes (``--no-resume`` would discard the backup)."""
+        import shlex
+
+        return shlex.join(arg for arg in argv if arg != "--no-resume")
+
+
+def _input_shape(config):
+    """``((height, width), channels)`` of the model's input: the flags', else the model's defaults."""
+    from keras_cnn import registry
+
+    entry = registry.get(config.model)
+    return (config.image_size,) * 2 if config.image_size else entry.default_input[:2], \
+        config.channels or entry.default_input[2]
 
 
 def _train(config, strategy, started):
@@ -139,6 +180,11 @@ def _train(config, strategy, started):
     from keras_cnn.model import weights_info
 
     _, chief = distribute.task()
+    if chief:  # before the long work: a folder it cannot write would otherwise fail the run at its end
+        from keras_cnn.app import paths
+
+        files = RunFiles.of(config)
+        paths.check_writable(config.output, "--output", [files.model, files.record, files.log])
     keras.mixed_precision.set_global_policy(recipes.precision_policy(config.mixed_precision))
     entry = registry.get(config.model)
     keras.utils.set_random_seed(config.seed)  # the model's initial weights are the first build's
@@ -156,6 +202,7 @@ def _train(config, strategy, started):
     outcome = train_summary.Outcome(history, fingerprint=distribute.fingerprint(trained),  # equal on every worker
                                     optimizer_steps=steps)  # all epochs', resumed or not
     final = _final(config, run, trained)
+    _check_finite(config, final, history)
     if chief:
         from keras_cnn import _files
 
@@ -163,6 +210,20 @@ def _train(config, strategy, started):
             _files.write_whole(files.model, final.save, overwrite=True)
             preprocessing.save(record, files.record)
     return train_summary.finish(config, run, final, outcome)
+
+
+def _check_finite(config, model, history):
+    """Refuse to save a model whose weights went NaN or infinite (training diverged; ``TerminateOnNaN`` stopped
+    it, and the best checkpoint, when there is one, is no better)."""
+    import numpy as np
+
+    if all(np.isfinite(w).all() for w in model.get_weights()):
+        return
+    losses = history.history.get("loss", [])
+    epoch = next((e for e, loss in zip(history.epoch, losses) if not np.isfinite(loss)), None)
+    when = f"the loss became NaN or infinite in epoch {epoch}" if epoch is not None else "its weights are NaN"
+    raise ValueError(f"training {config.stem} diverged ({when}); the {config.final} weights are not finite, so no "
+                     f"model was saved; lower --learning-rate (received {config.learning_rate:g}).")
 
 
 def _data(config, entry, info):
@@ -178,7 +239,8 @@ def _data(config, entry, info):
     jitter = config.scale_jitter
     eval_side = (sum(jitter) // 2 if jitter else config.random_crop) or None
     stored = (jitter[1],) * 2 if jitter else (eval_side,) * 2 if eval_side else (height, width)
-    data = sources.load(source, ("train", "val", "test"), size=stored, channels=channels, limit=config.limit)
+    data = sources.load(source, ("train", "val", "test"), size=stored, channels=channels, limit=config.limit,
+                        max_pixels=config.max_pixels)
     recipe = augment.Recipe(crop=bool(config.random_crop), scale_jitter=jitter, flip=config.flip,
                             pca_noise=config.pca_noise, translate=config.translate, rotate=config.rotate)
     needs_sample = normalization in ("mean", "standardize") or recipe.pca_noise > 0
@@ -309,9 +371,12 @@ def _resume_point(config, files, chief):
 
 
 def _announce(config, run, model):
+    from keras_cnn import _images
+
     train = run.data["train"]
     counts = "/".join(str(run.data[role].count) for role in ("train", "val", "test"))
-    skipped = f", {train.skipped} unreadable file(s) skipped" if train.skipped else ""
+    skipped = f", {train.skipped} unreadable file(s) skipped: {_images.name_skipped(train.skipped_files)}" \
+        if train.skipped else ""
     print(f"{model.name}: {model.count_params():,} parameters, {len(model.outputs)} output(s); {config.data}: "
           f"{counts} train/val/test images, {len(train.class_names)} classes{skipped}")
     _announce_weights(config, run, model)

@@ -31,6 +31,7 @@ class TrainConfig:
     test_fraction: float = 0.2
     limit: int | None = None
     cache: str = "auto"
+    max_pixels: int | None = None  # None: keras_cnn._images.MAX_PIXELS
     # preprocessing and augmentation
     normalization: str = "auto"
     random_crop: int | None = None
