@@ -120,6 +120,25 @@ def test_predict_shows_the_softmax_of_logits_and_says_so_once(tmp_path, capsys):
             np.testing.assert_allclose([probabilities[str(c)] for c in range(10)], expected[index], atol=1e-4)
 
 
+def test_evaluate_scores_the_softmax_of_logits_and_says_so(tmp_path, capsys):
+    from keras_cnn import metrics
+    from keras_cnn.app import evaluate
+
+    model = lenet(None)
+    export.to_onnx(model, tmp_path / "m.onnx")
+    record = preprocessing.create((32, 32, 1), [str(c) for c in range(10)], data={"source": "digits"})
+    preprocessing.save(record, tmp_path / "m.preprocessing.json")
+    values = evaluate.main(["--model", str(tmp_path / "m.onnx"), "--limit", "50", "--report", "none",
+                            "--plots", "none"])
+    assert "the metrics score their softmax" in capsys.readouterr().out
+    x, y = data.digits()["test"]
+    logits = keras.ops.convert_to_numpy(model(x[:50]))
+    softmax = np.exp(logits - logits.max(-1, keepdims=True))
+    softmax /= softmax.sum(-1, keepdims=True)
+    assert values["pr_auc_micro"] == pytest.approx(metrics.pr_auc(y[:50], softmax, task="multiclass",
+                                                                  average="micro"), abs=1e-5)
+
+
 def test_predict_shows_probabilities_of_a_softmax_model_unchanged(tmp_path, capsys):
     model = lenet()
     write_pngs(tmp_path / "images", DIGITS["test"][0][:2])

@@ -54,7 +54,9 @@ def run(args):
     with memory.explained(f"evaluating {memory.shape(record.resize, record.channels)} images in batches of "
                           f"{args.batch_size}", "lower --batch-size, or --limit the images"):
         images, labels, source = _data(args, record)
-        scores = _predict(args, runner, record, images)
+        scores = runners.probabilities(runner, _predict(args, runner, record, images))
+    if runner.output == "logits":
+        print(f"note: {args.model} outputs logits; the metrics score their softmax.")
     values = _metrics(labels, scores, record)
     stem = preprocessing.record_path(args.model)[: -len(preprocessing.SUFFIX)]
     plots = _plots(args, stem, labels, scores, record)

@@ -46,7 +46,7 @@ def run(args):
         for start in range(0, len(files), args.batch_size):
             batch, names = _read(files[start:start + args.batch_size], record, unreadable, args.max_pixels)
             if names:
-                for name, scores in zip(names, _probabilities(runner, runner.predict(batch))):
+                for name, scores in zip(names, runners.probabilities(runner, runner.predict(batch))):
                     order = np.argsort(-scores)[:top_k]
                     results[name] = [(record.class_names[i], float(scores[i])) for i in order]
     _print(results, unreadable)
@@ -56,14 +56,6 @@ def run(args):
         write_text(args.json, json.dumps({"model": args.model, "predictions": results, "unreadable": dict(unreadable)},
                                          indent=2))
     return results
-
-
-def _probabilities(runner, outputs):
-    """The runner's outputs as probabilities: the softmax of a model's logits."""
-    if runner.output != "logits":
-        return outputs
-    exp = np.exp(outputs - outputs.max(axis=-1, keepdims=True))
-    return exp / exp.sum(axis=-1, keepdims=True)
 
 
 def _files(inputs):

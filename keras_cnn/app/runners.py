@@ -209,3 +209,11 @@ def _size(pair):
 
 def _values(values):
     return "[" + ", ".join(f"{v:.4g}" for v in values) + "]"
+
+
+def probabilities(runner, outputs):
+    """``runner``'s outputs as probabilities: the softmax of a logits model's outputs, others as they are."""
+    if runner.output != "logits":
+        return outputs
+    exp = np.exp(outputs - outputs.max(axis=-1, keepdims=True))
+    return exp / exp.sum(axis=-1, keepdims=True)
