@@ -8,6 +8,7 @@ and ``keras_cnn.rebuild`` read a model's build arguments and make weight-sharing
 """
 
 from keras_cnn import models  # noqa: F401  (registers every family)
+from keras_cnn.batch_norm import recalibrate_batch_norm
 from keras_cnn.features import feature_extractor
 from keras_cnn.fcn import to_fcn
 from keras_cnn.model import CNNModel, inference_model, model_config, rebuild
@@ -22,3 +23,4 @@ __all__ = ["CNNModel", "__version__", "build", "inference_model", "list_models",
 __all__ += ["profile"]
 __all__ += ["feature_extractor"]
 __all__ += ["preprocess_input", "weights"]
+__all__ += ["recalibrate_batch_norm"]

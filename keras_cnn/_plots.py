@@ -1,7 +1,8 @@
 """PNG plots of exact PR and ROC curves (per class and micro) and confusion matrices, from ``keras_cnn.metrics``.
 
 ``save_plots`` is public as ``keras_cnn.callbacks.save_plots``; ``ClassificationMetrics`` calls it with
-``plot_dir``, and ``keras-cnn evaluate`` for its ``--plots``.
+``plot_dir``, and ``keras-cnn evaluate`` for its ``--plots``. ``save_history_plot`` draws a run's losses and
+accuracies per epoch (``keras-cnn train``'s ``training_curves.png``).
 """
 
 import math
@@ -117,3 +118,27 @@ def save_plots(y_true, y_score, plot_dir, *, task="multiclass", tag="final", cla
     paths.append(f"{stem}_confusion_matrix.png")
     fig.savefig(paths[-1], dpi=100)
     return paths
+
+
+def save_history_plot(history, path):
+    """One PNG of the per-epoch losses and accuracies of a training run (``history``: Keras's ``History.history``
+    or the rows of its CSV log, ``{key: [value per epoch]}``), epochs numbered from 1 as Keras prints them.
+    An ``epoch`` entry (the CSV log's, 0-based) places the points; else they are epochs 1, 2, ...
+    Returns ``path``, or None when the logs hold neither a loss nor an accuracy."""
+    panels = [("loss", [k for k in ("loss", "val_loss") if k in history]),
+              ("accuracy", [k for k in ("accuracy", "val_accuracy", "predictions_accuracy",
+                                        "val_predictions_accuracy") if k in history])]
+    panels = [(title, keys) for title, keys in panels if keys]
+    if not panels:
+        return None
+    fig, axes = _figure(len(panels), ncols=len(panels), size=4.5)
+    for ax, (title, keys) in zip(axes, panels):
+        for key in keys:
+            values = np.asarray(history[key], dtype="float64")
+            epochs = np.asarray(history.get("epoch", range(len(values))), dtype="int64") + 1
+            ax.plot(epochs, values, marker="o", ms=3, label=key)
+        ax.set(xlabel="epoch", ylabel=title, title=title.capitalize())
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend(fontsize="small")
+    fig.savefig(path, dpi=100)
+    return path

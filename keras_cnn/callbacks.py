@@ -22,12 +22,16 @@ from ._plots import MAX_PLOT_CLASSES, save_plots  # noqa: F401  (public here: ke
 from ._tensorboard import ScalarWriter
 
 
-def _single_output(prediction):
-    if isinstance(prediction, (list, tuple, dict)):
-        raise ValueError(
-            f"ClassificationMetrics needs a model with a single output; received {len(prediction)} outputs"
-        )
-    return np.asarray(prediction)
+MAIN_OUTPUT = "predictions"  # keras_cnn's name of the main classifier's output (auxiliary heads: aux1_predictions...)
+
+
+def _named(values, names):
+    """``values`` (a dict, or a list/tuple in ``names``' order) as a dict by output name; None for one array."""
+    if isinstance(values, dict):
+        return dict(values)
+    if isinstance(values, (list, tuple)) and len(values) == len(names) > 1 and all(np.ndim(v) for v in values):
+        return dict(zip(names, values))
+    return None
 
 
 def _warn_diverged(consequence):
@@ -74,6 +78,9 @@ class ClassificationMetrics(keras.callbacks.Callback):
             (a sigmoid would tie saturated scores) with the threshold mapped
             to logit space.
         batch_size: passed to ``model.predict`` for array data.
+        output: the output to score in a model with several (GoogLeNet / Inception v3 with ``aux_logits=True``);
+            default ``"predictions"``, keras_cnn's main classifier. Labels may be one array for every output, or
+            a dict / list of per-output targets as ``model.fit`` takes them (the chosen output's are used).
     """
 
     def __init__(
@@ -91,8 +98,11 @@ class ClassificationMetrics(keras.callbacks.Callback):
         from_logits=False,
         batch_size=None,
         plot_every_n_epochs=None,
+        output=None,
     ):
         super().__init__()
+        if output is not None and not isinstance(output, str):
+            raise TypeError(f"output must be None or an output name; received {output!r}")
         _validate.check_choice("task", task, _metrics.TASKS)
         _validate.check_int("every_n_epochs", every_n_epochs, minimum=1)
         for name, value in (("plot_every_n_epochs", plot_every_n_epochs), ("batch_size", batch_size)):
@@ -124,6 +134,7 @@ class ClassificationMetrics(keras.callbacks.Callback):
         self.from_logits = from_logits
         self.batch_size = batch_size
         self.plot_every_n_epochs = plot_every_n_epochs
+        self.output = output
 
     @staticmethod
     def _split_validation_data(data):
@@ -133,8 +144,8 @@ class ClassificationMetrics(keras.callbacks.Callback):
                     "validation_data must be (x, y) or a dataset of (x, y) batches; received a "
                     f"{type(data).__name__} of length {len(data)} (sample weights are not supported)"
                 )
-            x, y = data[0], np.asarray(data[1])
-            if hasattr(x, "shape"):  # arrays and tensors; a dict of inputs is left to Keras
+            x, y = data[0], data[1] if isinstance(data[1], (dict, list, tuple)) else np.asarray(data[1])
+            if hasattr(x, "shape") and hasattr(y, "shape"):  # arrays and tensors; a dict of inputs is left to Keras
                 samples = [a.shape[0] if len(a.shape) else 0 for a in (x, y)]
                 if samples[0] != samples[1]:
                     raise ValueError(f"validation_data x and y must have the same number of samples; received "
@@ -153,10 +164,44 @@ class ClassificationMetrics(keras.callbacks.Callback):
 
     # ------------------------------------------------------------ predictions
 
+    def _output_name(self):
+        """The scored output: ``output``, else the main one (the only one, or ``"predictions"``)."""
+        names = self._output_names()
+        if self.output is not None:
+            if self.output not in names:
+                raise ValueError(f"ClassificationMetrics output must be one of the model's outputs {names}; "
+                                 f"received {self.output!r}")
+            return self.output
+        if len(names) == 1:
+            return names[0]
+        if MAIN_OUTPUT not in names:
+            raise ValueError(f"ClassificationMetrics: the model has {len(names)} outputs {names} and none is "
+                             f"{MAIN_OUTPUT!r}; pass output=NAME to choose one")
+        return MAIN_OUTPUT
+
+    def _output_names(self):
+        # Sequential and subclassed models have no output_names: one output, named after the model
+        return list(getattr(self.model, "output_names", None) or [self.model.name])
+
+    def _pick(self, values, what):
+        """The scored output's part of a model's predictions or of per-output targets."""
+        name = self._output_name()
+        names = self._output_names()
+        named = _named(values, names)
+        if named is None:
+            if what == "predictions" and len(names) > 1:
+                raise ValueError(f"ClassificationMetrics: the model's {what} are not per output; received "
+                                 f"{type(values).__name__}")
+            return np.asarray(values)
+        if name not in named:
+            raise ValueError(f"ClassificationMetrics: the {what} have no {name!r} entry; they name {list(named)}")
+        return np.asarray(named[name])
+
     def _predict(self):
         if self._arrays is not None:
             x, y_true = self._arrays
-            y_score = _single_output(self.model.predict(x, batch_size=self.batch_size, verbose=0))
+            y_true = self._pick(y_true, "labels")
+            y_score = self._pick(self.model.predict(x, batch_size=self.batch_size, verbose=0), "predictions")
         else:
             scores, truths = [], []
             for batch in self._dataset:
@@ -165,8 +210,8 @@ class ClassificationMetrics(keras.callbacks.Callback):
                         f"validation_data dataset must yield (x, y) batches; received {type(batch).__name__}"
                         + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
                     )
-                scores.append(_single_output(self.model.predict_on_batch(batch[0])))
-                truths.append(np.asarray(batch[1]))
+                scores.append(self._pick(self.model.predict_on_batch(batch[0]), "predictions"))
+                truths.append(self._pick(batch[1], "labels"))
             if not scores:
                 raise ValueError("validation_data dataset yielded no batches")
             y_score, y_true = np.concatenate(scores), np.concatenate(truths)

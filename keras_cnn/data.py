@@ -29,7 +29,7 @@ def parse_source(source, name="source"):
     if kind == "digits" and not rest:
         return DataSource(kind)
     if kind == "folder" and rest:
-        return DataSource(kind, rest)
+        return DataSource(kind, os.path.expanduser(rest))  # folder:~/x, as a shell would
     if kind == "tfds" and rest:
         dataset, _, split = rest.partition(":")
         return DataSource(kind, dataset, split or None)

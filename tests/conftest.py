@@ -5,7 +5,6 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -25,15 +24,6 @@ def small_model(name, channels=3):
     """``name`` built at its small size with a few classes (cached: several tests share it)."""
     size = small_size(name)
     return keras_cnn.build(name, input_shape=(size, size, channels), classes=SMALL_CLASSES)
-
-
-def estimate_batch_norm(model, images):
-    """Set every BN's moving mean/variance to the statistics of ``images`` (one training-mode pass, momentum 0):
-    a short training leaves the moving averages far from them."""
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = 0.0
-    model(images, training=True)
 
 
 def random_images(model, batch=2, seed=0):

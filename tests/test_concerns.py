@@ -128,6 +128,7 @@ def test_data_sources_and_predict_decode_files_alike(image_tree, channels):
 @pytest.mark.parametrize("source, expected", [
     ("digits", ("digits", None, None)),
     ("folder:/data/a:b", ("folder", "/data/a:b", None)),
+    ("folder:~/images", ("folder", os.path.expanduser("~/images"), None)),
     ("tfds:mnist", ("tfds", "mnist", None)),
     ("tfds:mnist:train[:80%]", ("tfds", "mnist", "train[:80%]")),
 ])

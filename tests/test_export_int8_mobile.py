@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 import keras_cnn
-from keras_cnn import _tflite, data, export
-from tests.conftest import estimate_batch_norm, small_size
+from keras_cnn import _tflite, data, export, recalibrate_batch_norm
+from tests.conftest import small_size
 
 MOBILE = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v1_g3", "shufflenet_v2_x1_0",
           "squeezenet1_1", "efficientnet_b0"]
@@ -39,7 +39,8 @@ def trained(name):
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * -(-len(splits["train"][0]) // 32))
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy")
     model.fit(*splits["train"], epochs=epochs, batch_size=32, verbose=0)
-    estimate_batch_norm(model, splits["train"][0][:256])  # short training leaves the moving averages far off
+    # short training leaves the moving averages far off
+    recalibrate_batch_norm(model, splits["train"][0][:256], batch_size=256)
     return model, splits
 
 

@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 
 import keras_cnn
-from keras_cnn import _compat, _tflite, data, export
+from keras_cnn import _compat, _tflite, data, export, recalibrate_batch_norm
 from tests import test_export_int8_mobile
-from tests.conftest import estimate_batch_norm
 
 SIZE, CLASSES = 34, 10  # at 34 SqueezeNet 1.1 pools 16/8/4-pixel maps, so its ceil-mode padding is exported
 # name: (training epochs, build options). EfficientNet trains without drop path so that the training-mode pass
@@ -47,7 +46,7 @@ def train_briefly(model, images, labels, epochs):
     averages far from them)."""
     model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(images, labels, batch_size=64, epochs=epochs, verbose=0)
-    estimate_batch_norm(model, images[:256])
+    recalibrate_batch_norm(model, images[:256], batch_size=256)
 
 
 def grouped_convs(interpreter):

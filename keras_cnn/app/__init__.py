@@ -1,7 +1,8 @@
-"""The ``keras-cnn train | evaluate | predict | export | profile | convert-weights`` commands (``apps/*.py`` are thin
-wrappers around them).
+"""The ``keras-cnn train | evaluate | predict | export | profile | convert-weights | list`` commands (``apps/*.py``
+are thin wrappers around them).
 
-One module per command (``train``, ``evaluate``, ``predict``, ``export``, ``profile``, ``convert_weights``), each
+One module per command (``train``, ``evaluate``, ``predict``, ``export``, ``profile``, ``convert_weights``,
+``list``), each
 with ``parser()``, ``run(args)`` and ``main(argv)``; the pieces they share: ``flags`` (argument types and checks),
 ``sources`` (digits, folder:, tfds: as ``tf.data``), ``preprocessing`` (the record saved with every model),
 ``augment`` and ``pipeline`` (training and evaluation input), ``recipes`` (optimizers, schedules, losses),

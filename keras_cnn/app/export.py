@@ -42,7 +42,7 @@ def parser():
                    help="comma-separated TFLite variants among none (float32), float16, dynamic, int8 "
                         "(int8 needs calibration images: --representative or a preprocessing record)")
     p.add_argument("--io-dtype", default="float32", choices=("float32", "int8", "uint8"),
-                   help="int8 TFLite input/output type")
+                   help="input/output type of the int8 TFLite file (int8 and uint8 need --quantization int8)")
     p.add_argument("--representative", help="int8 calibration images: digits | tfds:NAME[:SPLIT] | folder:PATH "
                                             "(default: the record's training data)")
     p.add_argument("--samples", type=flags.integer(1), default=300, help="calibration images to use")
@@ -54,6 +54,9 @@ def parser():
     flags.add_max_pixels(p)
     p.add_argument("--class-names", help="comma-separated class names (default: the record's)")
     p.add_argument("--output", default="saved_models", help="output folder")
+    p.add_argument("--name", type=flags.file_name,
+                   help="file stem of the exports and their record: <output>/<name>/<version>/, <name>.tflite, "
+                        "<name>.onnx, <name>.preprocessing.json (default: the model's name)")
     p.add_argument("--version", type=flags.integer(1), default=1, help="SavedModel version folder")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing exports (the SavedModel version, .tflite files and their sidecars, .onnx)")
@@ -70,10 +73,14 @@ def run(args):
     """Export as ``args`` says; returns the ``keras_cnn.export.ExportResult`` list."""
     formats = _listed("--format", args.format, FORMATS)
     quantizations = _listed("--quantization", args.quantization, QUANTIZATIONS)
+    if args.io_dtype != "float32" and not ("tflite" in formats and "int8" in quantizations):
+        raise ValueError(f"--io-dtype {args.io_dtype} needs --quantization int8 and tflite in --format (it is the "
+                         f"int8 file's input/output type); received --quantization {args.quantization} and "
+                         f"--format {args.format}.")
     from keras_cnn.app import preprocessing, sources
 
     if args.representative:
-        sources.parse(args.representative, flag="--representative")
+        args.representative = sources.parse(args.representative, flag="--representative").source  # ~ expanded
 
     from keras_cnn.app import paths
 
@@ -92,7 +99,8 @@ def run(args):
     # One set: staged, then published together under the folder's lock (a concurrent export waits).
     with _files.publish_together(args.output, flag="--overwrite"):
         if not args.overwrite:
-            _files.refuse_existing(_targets(args, model.name, formats, quantizations, record), "--overwrite")
+            _files.refuse_existing(_targets(args, _stem_name(args, model), formats, quantizations, record),
+                                   "--overwrite")
         results = []
         for index, (label, job) in enumerate(jobs, start=1):
             print(f"[{index}/{len(jobs)}] {label}: converting and verifying ...", flush=True)
@@ -100,7 +108,7 @@ def run(args):
             results.append(job())
             print(f"[{index}/{len(jobs)}] {label}: done in {time.perf_counter() - start:.1f} s", flush=True)
         if record is not None:
-            preprocessing.save(record, os.path.join(args.output, model.name + preprocessing.SUFFIX))
+            preprocessing.save(record, os.path.join(args.output, _stem_name(args, model) + preprocessing.SUFFIX))
     print(f"published {len(results)} export(s) together into {args.output}", flush=True)
     agreements = _agreements(model, results, test)
     _summary(model.name, results, agreements, None if test is None else len(test))
@@ -114,6 +122,11 @@ def _listed(flag, text, allowed):
     if not values or set(values) - set(allowed):
         raise ValueError(f"{flag} must list some of {', '.join(allowed)}; received {text!r}.")
     return values
+
+
+def _stem_name(args, model):
+    """The exports' file stem: --name, else the model's name."""
+    return args.name or model.name
 
 
 def _targets(args, name, formats, quantizations, record):
@@ -131,7 +144,7 @@ def _targets(args, name, formats, quantizations, record):
 def _jobs(args, model, record, formats, quantizations, test):
     from keras_cnn import export
 
-    stem = os.path.join(args.output, model.name)
+    stem = os.path.join(args.output, _stem_name(args, model))
     names = args.class_names.split(",") if args.class_names else list(record.class_names) if record else None
     transform = record.pixel_transform() if record else DEFAULT_PREPROCESSING
     verify = None if test is None else test[:4]
@@ -139,7 +152,8 @@ def _jobs(args, model, record, formats, quantizations, test):
     for fmt in formats:
         if fmt == "savedmodel":
             jobs.append((fmt, lambda: export.to_saved_model(model, stem, version=args.version,
-                                                           overwrite=args.overwrite, verify_data=verify)))
+                                                           overwrite=args.overwrite, verify_data=verify,
+                                                           preprocessing=record)))
         elif fmt == "onnx":
             jobs.append((fmt, lambda: export.to_onnx(model, f"{stem}.onnx", opset=args.opset, verify_data=verify,
                                                      overwrite=args.overwrite)))

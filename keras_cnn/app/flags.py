@@ -4,6 +4,11 @@ argparse prefixes a type's message with the flag (``argument --epochs: must be a
 """
 
 import argparse
+import os
+import re
+
+# reStructuredText markup of the docstrings the parsers take as descriptions: ``code`` and :role:`target`
+_RST = re.compile(r"``([^`]+)``|:[a-z]+:`~?([^`]+)`")
 
 
 def integer(minimum=None):
@@ -100,3 +105,27 @@ def add_model_file(parser, help_text):
     parser.add_argument("--model", required=True, metavar="PATH", help=help_text)
     parser.add_argument("--preprocessing", metavar="JSON",
                         help="preprocessing record (default: <stem>.preprocessing.json beside the model)")
+
+
+def plain(parser):
+    """``parser`` with its description, epilog, group descriptions and flag help as plain text: the commands take
+    their module docstrings (reStructuredText) as descriptions, and a terminal shows ``x`` as it is written."""
+    parser.description, parser.epilog = _plain_text(parser.description), _plain_text(parser.epilog)
+    for group in parser._action_groups:
+        group.description = _plain_text(group.description)
+    for action in parser._actions:
+        action.help = _plain_text(action.help)
+    return parser
+
+
+def _plain_text(text):
+    return text if not isinstance(text, str) else _RST.sub(lambda m: m.group(1) or m.group(2), text)
+
+
+def file_name(text):
+    """A file name without folders (an export's stem): not empty, no path separator, not ``.`` or ``..``."""
+    separators = sorted({s for s in (os.sep, os.altsep, "/") if s})
+    if not text.strip() or text in (".", "..") or "\0" in text or any(s in text for s in separators):
+        raise argparse.ArgumentTypeError(f"must be a file name without folders (no {' or '.join(separators)}, not "
+                                         f"empty, not . or ..); received {text!r}")
+    return text

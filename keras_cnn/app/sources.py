@@ -8,6 +8,7 @@ training split and tests on ``test``.
 """
 
 import dataclasses
+import os
 
 import numpy as np
 
@@ -54,8 +55,10 @@ class Source:
 
 
 def parse(source, flag="--data", **split):
-    """Validate ``source`` (the value of ``flag``) and the split fractions into a :class:`Source`."""
-    data.parse_source(source, flag)
+    """Validate ``source`` (the value of ``flag``) and the split fractions into a :class:`Source` (``folder:~/x``
+    with ``~`` expanded)."""
+    if data.parse_source(source, flag).kind == "folder":  # the shell leaves the ~ of folder:~/x to us
+        source = "folder:" + os.path.expanduser(source.partition(":")[2])
     parsed = Source(source, **split)
     for name in ("val_fraction", "test_fraction"):
         _validate.check_float(f"--{name.replace('_', '-')}", getattr(parsed, name), minimum=0.01, maximum=0.9)

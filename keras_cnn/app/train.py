@@ -80,6 +80,10 @@ def parser():
                      help="label smoothing (Inception v3: 0.1)")
     fit.add_argument("--aux-weight", type=flags.number(0.0), default=0.3,
                      help="loss weight of auxiliary classifiers (models built with --option aux_logits=True)")
+    fit.add_argument("--recalibrate-bn", action="store_true",
+                     help="after training, recompute every BatchNorm layer's moving mean/variance over the training "
+                          "images without augmentation (keras_cnn.recalibrate_batch_norm), before the save and the "
+                          "test; the summary suggests it when the statistics look stale")
     fit.add_argument("--freeze-backbone", type=flags.integer(0), default=0, metavar="N",
                      help="train only the new classifier for the first N epochs (every other layer frozen, "
                           "BatchNorm in inference mode), then every layer with a fresh optimizer (needs --weights)")
@@ -203,13 +207,39 @@ def _train(config, strategy, started):
                                     optimizer_steps=steps)  # all epochs', resumed or not
     final = _final(config, run, trained)
     _check_finite(config, final, history)
+    if config.recalibrate_bn:
+        outcome = dataclasses.replace(outcome, recalibrated=_recalibrate(config, run, final))
     if chief:
         from keras_cnn import _files
 
         with _files.publish_together(os.path.dirname(os.path.abspath(files.model))):  # the model and its record
-            _files.write_whole(files.model, final.save, overwrite=True)
+            _files.write_whole(files.model, _deployable(final).save, overwrite=True)
             preprocessing.save(record, files.record)
     return train_summary.finish(config, run, final, outcome)
+
+
+def _deployable(model):
+    """``model`` without its compile state (same layers, no copy): the ``.keras`` users ship carries no optimizer
+    (Adam's two slots per weight are twice the model); the optimizer lives in the resume backup only."""
+    import keras
+
+    from keras_cnn.model import _with_info, has_config, model_config, stored_config
+
+    if not has_config(model):
+        return keras.Model(model.inputs, model.outputs, name=model.name)
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    outputs = model.outputs[0] if len(model.outputs) == 1 else model.outputs
+    return _with_info(stored_config(inputs, outputs, model.name, model_config(model)), model)
+
+
+def _recalibrate(config, run, model):
+    """--recalibrate-bn: the BN statistics of the training split, centre-cropped and normalised as for evaluation
+    (no augmentation); returns ``recalibrate_batch_norm``'s summary."""
+    import keras_cnn
+    from keras_cnn.app import pipeline
+
+    images = pipeline.evaluation(run.data["train"], run.record, batch_size=config.batch_size, cache=config.cache)
+    return keras_cnn.recalibrate_batch_norm(model, images)
 
 
 def _check_finite(config, model, history):
@@ -325,7 +355,16 @@ def _first_build(config, entry):
             raise
         raise (ValueError if isinstance(error, ValueError) else TypeError)(f"{', '.join(given)}: {error}") from error
     _check_precision(model)
+    _check_batch_norm(config, model)
     return model
+
+
+def _check_batch_norm(config, model):
+    from keras_cnn.batch_norm import batch_norm_layers
+
+    if config.recalibrate_bn and not batch_norm_layers(model):
+        raise ValueError(f"--recalibrate-bn recomputes BatchNormalization statistics; model {model.name!r} has no "
+                         f"BatchNormalization layer; received --recalibrate-bn with --model {config.model}.")
 
 
 @contextlib.contextmanager

@@ -53,6 +53,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     aux_weight: float = 0.3
+    recalibrate_bn: bool = False
     freeze_backbone: int = 0
     fine_tune_learning_rate: float | None = None
     epochs: int = 40
