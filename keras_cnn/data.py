@@ -76,9 +76,10 @@ def load_images(source, *, image_size, channels, split="train", limit=None, data
     class, read as :func:`scan_folder` does: unreadable, corrupt or over-``max_pixels`` files are skipped and
     named in a warning) or ``"tfds:NAME[:SPLIT]"`` (tensorflow-datasets, read from ``data_dir``; downloaded only
     with ``download=True``, otherwise a clear error when it is not prepared there).
-    Returns ``(x, y, class_names)``; ``limit`` keeps the first ``limit`` images.
+    Returns ``(x, y, class_names)``; ``limit`` (at least 1) keeps the first ``limit`` images.
     """
     parsed = parse_source(source)
+    image_size, channels, limit = _checked_shape(image_size, channels, limit)
     if parsed.kind == "digits":
         x, y = digits(image_size=image_size, channels=channels)[_validate.check_choice(
             "split", split, ("train", "val", "test"))]
@@ -87,7 +88,17 @@ def load_images(source, *, image_size, channels, split="train", limit=None, data
         x, y, names = _folder(parsed.location, image_size, channels, limit, max_pixels)
     else:
         x, y, names = _tfds(parsed.location, parsed.split or split, image_size, channels, limit, data_dir, download)
-    return (x[:limit], y[:limit], names) if limit else (x, y, names)
+    return (x[:limit], y[:limit], names) if limit is not None else (x, y, names)
+
+
+def _checked_shape(image_size, channels, limit):
+    """``image_size`` a pair of integers >= 1, ``channels`` 1-4 (what an image file can hold), ``limit`` None or
+    >= 1: checked before any decoding (0 or -1 would otherwise keep every image, or drop the last)."""
+    if isinstance(image_size, (str, bytes)) or not hasattr(image_size, "__len__") or len(image_size) != 2:
+        raise TypeError(f"image_size must be a (height, width) pair; received {image_size!r}.")
+    size = tuple(_validate.check_int(f"image_size[{i}]", s, minimum=1) for i, s in enumerate(image_size))
+    channels = _validate.check_int("channels", channels, minimum=1, maximum=4)
+    return size, channels, None if limit is None else _validate.check_int("limit", limit, minimum=1)
 
 
 class Folder(NamedTuple):

@@ -303,3 +303,28 @@ def test_max_pixels_flag_reaches_predict_and_the_json_names_each_file(tmp_path, 
     import json
 
     assert list(json.loads(report.read_text())["unreadable"]) == [str(tmp_path / "big.png")]
+
+
+@pytest.mark.parametrize("kwargs, error, fragment", [
+    ({"limit": 0}, ValueError, "limit"),
+    ({"limit": -1}, ValueError, "limit"),
+    ({"limit": 2.5}, TypeError, "limit"),
+    ({"image_size": (0, 0)}, ValueError, "image_size[0]"),
+    ({"image_size": 32}, TypeError, "image_size"),
+    ({"channels": 0}, ValueError, "channels"),
+    ({"channels": 5}, ValueError, "channels"),
+])
+@pytest.mark.parametrize("source", ["digits", "folder"])
+def test_load_images_checks_its_arguments_before_reading(source, kwargs, error, fragment, tmp_path):
+    """#19: limit=0 kept every image and limit=-1 dropped the last; sizes and channels of 0 failed in NumPy/TF."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        Image.new("L", (8, 8)).save(tmp_path / name / "x.png")
+    arguments = {"image_size": (8, 8), "channels": 1, **kwargs}
+    with pytest.raises(error, match=re.escape(fragment)):
+        data.load_images("digits" if source == "digits" else f"folder:{tmp_path}", **arguments)
+
+
+def test_load_images_limit_keeps_exactly_that_many():
+    x, y, _ = data.load_images("digits", image_size=(8, 8), channels=1, limit=1)
+    assert x.shape == (1, 8, 8, 1) and y.shape == (1,)
