@@ -145,7 +145,7 @@ def to_tflite(model, path, quantization=None, representative_data=None, io_dtype
     path = _check_tflite_arguments(model, path, quantization, representative_data, io_dtype, class_names,
                                    preprocessing, num_calibration_samples, per_channel, verify_data,
                                    min_agreement)
-    files = [path, f"{path}.json"] + ([_labels_path(path)] if class_names else [])
+    files = tflite_files(path, labels=bool(class_names))
     _check_free(files, overwrite)
     with tempfile.TemporaryDirectory() as staging:
         _write_saved_model(int8_form(model) if quantization == "int8" else model, staging)
@@ -529,6 +529,12 @@ def _tflite_sidecar(model, interpreter, result, preprocessing, class_names, path
                         "dtype": np.dtype(details["dtype"]).name,
                         "quantization": {"scale": float(scale), "zero_point": int(zero_point)} if scale else None}
     return sidecar
+
+
+def tflite_files(path, labels):
+    """The files :func:`to_tflite` writes for ``path``: the model, its ``.json`` sidecar and, with ``labels``
+    (class names given), ``<stem>.labels.txt``."""
+    return [os.fspath(path), f"{os.fspath(path)}.json"] + ([_labels_path(path)] if labels else [])
 
 
 def _labels_path(path):

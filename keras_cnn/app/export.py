@@ -131,14 +131,19 @@ def _stem_name(args, model):
 
 def _targets(args, name, formats, quantizations, record):
     """Every path the export will write but the preprocessing record (rewritten with each export)."""
+    from keras_cnn import export
+
     stem = os.path.join(args.output, name)
     paths = [os.path.join(stem, str(args.version))] if "savedmodel" in formats else []
     paths += [f"{stem}.onnx"] if "onnx" in formats else []
-    labels = bool(args.class_names or record)
     for q in quantizations if "tflite" in formats else ():
-        tflite = f"{stem}{'' if q == 'none' else '.' + q}.tflite"
-        paths += [tflite, f"{tflite}.json"] + ([f"{os.path.splitext(tflite)[0]}.labels.txt"] if labels else [])
+        paths += export.tflite_files(_tflite_path(stem, q), labels=bool(args.class_names or record))
     return paths
+
+
+def _tflite_path(stem, quantization):
+    """``<stem>.tflite`` (float32, quantization "none") or ``<stem>.<quantization>.tflite``."""
+    return f"{stem}{'' if quantization == 'none' else '.' + quantization}.tflite"
 
 
 def _jobs(args, model, record, formats, quantizations, test):
@@ -170,7 +175,7 @@ def _tflite_job(args, model, record, stem, quantization, names, transform, verif
     def job():
         q = None if quantization == "none" else quantization
         representative = _representative(args, model, record) if q == "int8" else None
-        return export.to_tflite(model, f"{stem}{'.' + q if q else ''}.tflite", quantization=q,
+        return export.to_tflite(model, _tflite_path(stem, quantization), quantization=q,
                                 representative_data=representative, io_dtype=args.io_dtype if q == "int8"
                                 else "float32", class_names=names, preprocessing=transform,
                                 num_calibration_samples=args.samples, verify_data=verify, overwrite=args.overwrite,
