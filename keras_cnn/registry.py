@@ -78,9 +78,16 @@ def register(name, *, family, default_input, min_input, fixed_input=False, spec=
     return decorator
 
 
+def _registered():
+    """The registry, with every family imported (they register themselves on import)."""
+    import keras_cnn.models  # noqa: F401
+
+    return _REGISTRY
+
+
 def list_models(pattern=None):
     """Sorted registered model names, optionally filtered by a shell-style wildcard (``"resnet*"``)."""
-    names = sorted(_REGISTRY)
+    names = sorted(_registered())
     if pattern is None:
         return names
     if not isinstance(pattern, str):
@@ -93,7 +100,7 @@ def get(name):
     if not isinstance(name, str):
         raise TypeError(f"name must be a model name string (see keras_cnn.list_models()); received {name!r}.")
     key = name.lower()
-    if key not in _REGISTRY:
+    if key not in _registered():
         close = difflib.get_close_matches(key, _REGISTRY, n=5, cutoff=0.5)
         hint = f" Closest: {', '.join(close)}." if close else ""
         raise ValueError(f"Unknown model name {name!r}.{hint} See keras_cnn.list_models() for all names.")

@@ -390,7 +390,7 @@ def test_sigkill_mid_epoch_then_the_same_command_resumes_and_finishes(tmp_path):
     assert (tmp_path / "lenet5_train" / "backup" / "training_metadata.json").is_file()
     again = subprocess.run(argv, env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert "resuming from the backup at epoch 1" in again.stdout
+    assert "resuming from the backup of epochs 1..1 at epoch 2/3" in again.stdout
     rows = read_csv(log)
     assert [r["epoch"] for r in rows] == ["0", "1", "2"]  # each epoch exactly once
     summary = json.loads((tmp_path / "lenet5_train" / "summary.json").read_text())

@@ -192,7 +192,7 @@ def test_freeze_backbone_trains_the_classifier_alone_then_every_layer(lenet_upst
     out = capsys.readouterr().out
     assert "weights: torchvision:lenet_test (lenet.safetensors): trunk loaded, a new 10-class classifier; inputs " \
            "normalised with its mean [0.5] and std [0.25]" in out
-    assert "epochs 0..0: the classifier alone (850 of 61,706 parameters train); epochs 1..1: every layer" in out
+    assert "epochs 1..1: the classifier alone (850 of 61,706 parameters train); epochs 2..2: every layer" in out
     assert summary["epochs"] == [0, 1] and summary["optimizer_steps"] == 2 * 4
     record = preprocessing.load(tmp_path / "lenet5.preprocessing.json")
     assert (record.normalization, record.mean, record.std) == ("checkpoint", (0.5,), (0.25,))
@@ -234,7 +234,7 @@ def test_a_stopped_run_resumes_in_its_phase(lenet_upstream, lenet_file, tmp_path
         warnings.simplefilter("always")
         summary = train.main(train_args(lenet_file, tmp_path, frozen, epochs))
     assert not [w for w in caught if "Skipping variable loading" in str(w.message)]  # optimizer states fit
-    assert "resuming from the backup at epoch 1" in capsys.readouterr().out
+    assert "resuming from the backup of epochs 1..1 at epoch 2/" in capsys.readouterr().out
     assert [(event, epoch, count) for event, epoch, _, count in second_run] == resumed
     assert_same(second_run[0][2], after_epoch_0)
     assert summary["epochs"] == list(range(epochs)) and summary["resumed_from"] == 1

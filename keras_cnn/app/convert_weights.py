@@ -17,6 +17,8 @@ import argparse
 import dataclasses
 import os
 
+from keras_cnn.app import flags
+
 
 @dataclasses.dataclass(frozen=True)
 class Outputs:
@@ -40,7 +42,7 @@ class Outputs:
 def parser():
     p = argparse.ArgumentParser(prog="keras-cnn convert-weights", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True,
+    p.add_argument("--model", type=flags.model_name, required=True,
                    help="registered model name the checkpoint holds (keras_cnn.list_models())")
     p.add_argument("--from", dest="from_path", required=True, metavar="FILE",
                    help="checkpoint file: PyTorch .pth/.pt/.bin (read without torch), .safetensors, "

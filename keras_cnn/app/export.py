@@ -26,7 +26,8 @@ def parser():
     p = argparse.ArgumentParser(prog="keras-cnn export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", help="registered model name to build (random weights unless --weights)")
+    source.add_argument("--model", type=flags.model_name,
+                        help="registered model name to build (random weights unless --weights)")
     source.add_argument("--from", dest="from_path", metavar="PATH.keras", help="a saved .keras model to export")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="model option (repeatable)")
     p.add_argument("--weights", help="with --model: a .weights.h5 file or an upstream checkpoint (.pth, "

@@ -39,6 +39,16 @@ def number(minimum=None, maximum=None):
     return parse
 
 
+def model_name(text):
+    """A registered model name (lower-cased), checked against :mod:`keras_cnn.catalog` before TensorFlow loads."""
+    from keras_cnn import catalog
+
+    if text.lower() not in catalog.MODELS:
+        raise argparse.ArgumentTypeError(f"not a registered model name (keras-cnn list): {text!r}"
+                                         f"{catalog.closest(text)}")
+    return text.lower()
+
+
 def int_pair(text):
     """``"256,512"`` -> ``(256, 512)`` with 1 <= first <= second."""
     try:

@@ -27,21 +27,22 @@ def main(argv=None):
 
 def run(args):
     """Print the table; returns its rows as dicts (``name``, ``family``, ``input``, and ``parameters``)."""
-    rows = [_row(entry, args.parameters) for entry in _entries(args.pattern)]
+    rows = [_row(name, args.parameters) for name in _names(args.pattern)]
     _print(rows)
     return rows
 
 
-def _entries(pattern):
-    """The registry entries of the models matching ``pattern``; none is a ``ValueError`` naming the closest."""
-    from keras_cnn import registry
+def _names(pattern):
+    """The model names matching ``pattern`` (from :mod:`keras_cnn.catalog`: no TensorFlow); none is a
+    ``ValueError`` naming the closest."""
+    from keras_cnn import catalog
 
-    names = registry.list_models(pattern)
+    names = catalog.names(pattern)
     if not names:
-        hint = _hint(pattern, registry.list_models())
+        hint = _hint(pattern, catalog.names())
         raise ValueError(f"PATTERN must match a registered model name (a shell-style wildcard such as 'resnet*'); "
                          f"received {pattern!r}{hint}.")
-    return [registry.get(name) for name in names]
+    return names
 
 
 def _hint(pattern, names):
@@ -53,10 +54,13 @@ def _hint(pattern, names):
     return f"; closest: {', '.join(close)}" if close else ""
 
 
-def _row(entry, parameters):
-    row = {"name": entry.name, "family": entry.family, "input": "x".join(map(str, entry.default_input))}
+def _row(name, parameters):
+    from keras_cnn.catalog import MODELS
+
+    family, default_input = MODELS[name]
+    row = {"name": name, "family": family, "input": "x".join(map(str, default_input))}
     if parameters:
-        row["parameters"] = trainable_parameters(entry.name)
+        row["parameters"] = trainable_parameters(name)
     return row
 
 

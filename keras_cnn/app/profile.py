@@ -13,7 +13,8 @@ from keras_cnn.app import flags
 def parser():
     p = argparse.ArgumentParser(prog="keras-cnn profile", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="registered model name (keras_cnn.list_models())")
+    p.add_argument("--model", type=flags.model_name, required=True,
+                   help="registered model name (keras-cnn list)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="model option (repeatable)")
     p.add_argument("--classes", type=flags.integer(1), default=1000, help="number of classes (default: 1000)")
     size = p.add_mutually_exclusive_group()

@@ -33,7 +33,8 @@ def parser():
     p = argparse.ArgumentParser(prog="keras-cnn train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     model = p.add_argument_group("model")
-    model.add_argument("--model", default="lenet5", help="registered model name (keras_cnn.list_models())")
+    model.add_argument("--model", type=flags.model_name, default="lenet5",
+                       help="registered model name (keras-cnn list)")
     model.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="model option, repeatable (e.g. pool=max, aux_logits=True)")
     model.add_argument("--image-size", type=flags.integer(8), help="input height and width (default: the model's)")
@@ -251,7 +252,7 @@ def _check_finite(config, model, history):
         return
     losses = history.history.get("loss", [])
     epoch = next((e for e, loss in zip(history.epoch, losses) if not np.isfinite(loss)), None)
-    when = f"the loss became NaN or infinite in epoch {epoch}" if epoch is not None else "its weights are NaN"
+    when = f"the loss became NaN or infinite in epoch {epoch + 1}" if epoch is not None else "its weights are NaN"
     raise ValueError(f"training {config.stem} diverged ({when}); the {config.final} weights are not finite, so no "
                      f"model was saved; lower --learning-rate (received {config.learning_rate:g}).")
 
@@ -419,7 +420,9 @@ def _announce(config, run, model):
     print(f"{model.name}: {model.count_params():,} parameters, {len(model.outputs)} output(s); {config.data}: "
           f"{counts} train/val/test images, {len(train.class_names)} classes{skipped}")
     _announce_weights(config, run, model)
-    resuming = f"; resuming from the backup at epoch {run.resume_from}" if run.resume_from else ""
+    # epochs numbered from 1, as Keras prints them ("Epoch 3/10")
+    resuming = (f"; resuming from the backup of epochs 1..{run.resume_from} at epoch {run.resume_from + 1}/"
+                f"{config.epochs}") if run.resume_from else ""
     print(f"{config.strategy} strategy, {run.strategy.num_replicas_in_sync} replica(s), "
           f"{'custom training loop' if run.custom else 'model.fit'}{resuming}", flush=True)
 
@@ -438,8 +441,8 @@ def _announce_weights(config, run, model):
     if config.freeze_backbone:
         head = sum(int(w.numpy().size) for layer in _head_layers(model) for w in layer.trainable_weights)
         rate = config.fine_tune_learning_rate or config.learning_rate
-        print(f"epochs 0..{config.freeze_backbone - 1}: the classifier alone ({head:,} of "
-              f"{model.count_params():,} parameters train); epochs {config.freeze_backbone}..{config.epochs - 1}: "
+        print(f"epochs 1..{config.freeze_backbone}: the classifier alone ({head:,} of "
+              f"{model.count_params():,} parameters train); epochs {config.freeze_backbone + 1}..{config.epochs}: "
               f"every layer, a fresh optimizer at learning rate {rate:g}")
 
 
