@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 EXTRAS ?= cpu,dev
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 
-.PHONY: demo test test-all test-exports install clean goldens goldens-env
+.PHONY: demo test test-all test-exports install clean goldens goldens-env docs
 
 install: $(STAMP)
 
@@ -20,7 +20,7 @@ $(STAMP): setup.py
 	touch $(STAMP)
 
 # The main job: train LeNet-5 on the bundled digits, evaluate it, export it (SavedModel, TFLite float32 and int8,
-# ONNX), all verified; outputs in saved_models/ (see README "Apps"). Safe to re-run (a killed run resumes).
+# ONNX), all verified; outputs in saved_models/ (docs/index.md, "make demo"). Safe to re-run (a killed run resumes).
 DEMO_MODEL := saved_models/lenet5
 demo: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) apps/train.py --model lenet5 --option activation=relu --option pool=max \
@@ -31,6 +31,18 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS) -m "not slow" tests
+
+# The documentation (docs/, mkdocs.yml) into site/: the API reference is read from the docstrings without
+# importing TensorFlow, so only the docs extra is installed (into .venv, beside what make install puts there).
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(PY) -m mkdocs build --strict --site-dir site
 
 # Everything, with the every-model export sweep run by test-exports.
 test-all: $(STAMP)
@@ -67,4 +79,4 @@ goldens: $(REF_STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(REF_VENV)/bin/python tools/make_goldens.py $(GOLDENS_ARGS)
 
 clean:
-	rm -rf $(VENV) $(REF_VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(REF_VENV) build *.egg-info .pytest_cache site

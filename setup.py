@@ -30,6 +30,8 @@ setup(
         "export": EXPORT,
         # `make goldens`: the upstream libraries whose outputs the weight converters are tested against
         "reference": ["torch>=2.4", "torchvision>=0.19", "timm>=1.0"],
+        # `make docs`: MkDocs and the API reference from the docstrings (read statically, without TensorFlow)
+        "docs": ["mkdocs>=1.6,<2", "mkdocstrings>=1.0,<2", "mkdocstrings-python>=2.0,<3"],
         "dev": ["pytest>=8", "pytest-xdist>=3.5", "matplotlib>=3.7", *EXPORT, *DATA],
     },
 )

@@ -66,7 +66,7 @@ def _latency(name, folder, args):
              "int8": export.to_tflite(model, os.path.join(folder, f"{name}_int8.tflite"), quantization="int8",
                                       representative_data=calibration, io_dtype="int8",
                                       num_calibration_samples=100),
-             # one weight scale per tensor: no per-channel scales and zero points in the file (README, Export)
+             # one weight scale per tensor: no per-channel scales and zero points in the file (docs/export.md)
              "int8 per-tensor": export.to_tflite(model, os.path.join(folder, f"{name}_int8_pt.tflite"),
                                                  quantization="int8", representative_data=calibration,
                                                  io_dtype="int8", num_calibration_samples=100,

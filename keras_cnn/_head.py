@@ -107,7 +107,8 @@ def check_weights(weights):
     if path in ("imagenet",):
         raise ValueError(
             "weights='imagenet' is not downloaded by keras_cnn: pass the path of a torchvision, timm or "
-            "keras.applications checkpoint (see keras_cnn.weights.upstreams() and the README's coverage table); "
+            "keras.applications checkpoint (see keras_cnn.weights.upstreams() and the coverage table in "
+            "docs/weights.md); "
             f"received {weights!r}."
         )
     if not os.path.isfile(path):

@@ -49,8 +49,8 @@ def _collect_between_optimizers():
 
     tf2onnx deep-copies the whole graph, constants included, before each of its ~12 optimizers in every
     iteration, and the discarded copies hold reference cycles, so only the cyclic collector frees them, and it
-    runs too rarely: ResNet-50's conversion peaked at 7.0 GB (75x its 94 MB of weights) and ResNeXt-101 32x8d's
-    passed 24 GB. Collecting before each pass keeps ResNet-50 at 2.3 GB. Objects alive before the conversion are
+    runs too rarely, so a conversion's peak grew to tens of times the model's weights (figures in
+    docs/benchmarks.md, "Memory of the ONNX conversion"). Objects alive before the conversion are
     frozen (``gc.freeze``) so that each collection scans only the converter's own objects.
     """
     froze = gc.get_freeze_count() == 0  # a caller's own freeze (e.g. before fork) is left alone

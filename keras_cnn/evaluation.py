@@ -23,8 +23,8 @@ def dense_predict(model, images, scales=(256, 384, 512), flip=True, reduce="mean
     The class posterior maps are reduced over positions (``reduce`` = "mean" or "max"), then averaged over the
     scales and, with ``flip``, the horizontal flip. ``model`` is converted with :func:`keras_cnn.to_fcn` unless
     it is already fully convolutional (4-D output). ``jit_compile=True`` runs the FCN compiled by XLA, once per
-    distinct batch shape: on CPU it is faster at small batches (VGG-16, one 384×384 image: 0.61 s against 0.72 s,
-    README) but each new image size costs a compilation.
+    distinct batch shape: on CPU it is faster at small batches (docs/benchmarks.md) but each new image size costs
+    a compilation.
     """
     _validate.check_model(model)
     _validate.check_bool("jit_compile", jit_compile)

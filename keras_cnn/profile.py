@@ -3,7 +3,7 @@
 ``keras_cnn.profile(model)`` (or ``profile("resnet50", **build_args)``) returns a :class:`Profile`: one row per
 layer call, in the model's layer order, and the totals. ``print(profile)`` shows the table; ``to_dict()`` is for JSON.
 
-Conventions (those of ptflops, fvcore and the seeds' tables; the README's GMAC figures follow them):
+Conventions (those of ptflops, fvcore and the seeds' tables; the GMAC figures of docs/ follow them):
 
 * Batch 1. Shapes, MACs and activation memory are for one image at the model's input size (``input_shape=``
   gives one for models built with ``None`` height or width).

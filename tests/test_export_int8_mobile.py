@@ -4,7 +4,8 @@ Top-1 agreement with the float Keras model on at least 98% of the 360 held-out d
 with per-tensor weights; the float model must have learned the digits first (>= 0.7; chance is 0.1), or the
 agreement would be vacuous. ShuffleNet v1 is trained as built by default (grouped convolutions, pooled
 shortcuts); ``to_tflite`` converts its int8 form (split groups, shortcut pooling as a depthwise convolution:
-with a pooling operator the residual sums saturate and agreement is 0.94-0.95, README Export). File size at 1000 classes: the issue asks for at most 0.27x the float32 file. With
+with a pooling operator the residual sums saturate and agreement is 0.94-0.95, docs/benchmarks.md). File size
+at 1000 classes: the issue asks for at most 0.27x the float32 file. With
 per-channel weights TFLite stores a float32 scale and an int64 zero point for every output channel of each
 kernel and of its int32 bias, so these small models measure 0.268-0.307 (held to measured + 0.01 so that a
 regression shows); ``per_channel=False`` meets 0.27.

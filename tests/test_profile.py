@@ -1,8 +1,11 @@
-"""keras_cnn.profile: per-layer parameters and MACs against the seeds' tables and the README's GMAC figures, the
-custom layers, nested and shared layers, the table, JSON and the ``keras-cnn profile`` command."""
+"""keras_cnn.profile: per-layer parameters and MACs against the seeds' tables and the GMAC figures of
+docs/benchmarks.md, the custom layers, nested and shared layers, the table, JSON and the ``keras-cnn profile``
+command."""
 
 import functools
 import json
+import pathlib
+import re
 
 import keras
 import numpy as np
@@ -75,8 +78,9 @@ ALEXNET_SEED_003 = [
     ("predictions", (1000,), 4_096_000, 1000, 4_097_000),
 ]
 
-# README, "keras_cnn against keras.applications" table (GMACs column).
-README_GMACS = [("resnet50", "4.09"), ("densenet121", "2.83"), ("mobilenet_v2", "0.30"), ("efficientnet_b0", "0.39"),
+# docs/benchmarks.md, "keras_cnn against keras.applications" table (GMACs column).
+BENCHMARKS = pathlib.Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+DOCS_GMACS = [("resnet50", "4.09"), ("densenet121", "2.83"), ("mobilenet_v2", "0.30"), ("efficientnet_b0", "0.39"),
                 ("inception_v3", "5.71"), ("xception", "8.36"), ("vgg16", "15.47")]
 
 
@@ -110,24 +114,31 @@ def test_alexnet_parameters_match_the_seed_003_table_row_by_row():
 
 
 @pytest.mark.parametrize("name, gmacs", [pytest.param(n, g, marks=[VGG16_GROUP] if n == "vgg16" else [])
-                                         for n, g in README_GMACS])
-def test_the_readme_gmac_figures(name, gmacs):
+                                         for n, g in DOCS_GMACS])
+def test_the_documented_gmac_figures(name, gmacs):
     result, count = profiled(name)
     assert f"{result.gmacs:.2f}" == gmacs
+    row = rf"^\| {name} \|[^|]*\| {re.escape(gmacs)}[ /|]"
+    assert re.search(row, BENCHMARKS.read_text(encoding="utf-8"), re.M)
     assert result.total_params == count
 
 
-def test_keras_applications_resnet50_has_the_readme_figure():
-    """README: keras.applications' ResNet-50 strides the first 1x1 of a downsampling bottleneck: 3.86 GMACs."""
+def test_keras_applications_resnet50_has_the_documented_figure():
+    """docs/benchmarks.md: keras.applications' ResNet-50 strides the first 1x1 of a downsampling bottleneck:
+    3.86 GMACs."""
     model = keras.applications.ResNet50(weights=None)
     assert f"{profile(model).gmacs:.2f}" == "3.86" and profile(model).total_params == model.count_params()
+    assert re.search(r"^\| resnet50 \|[^|]*\| 4\.09 / 3\.86 \|", BENCHMARKS.read_text(encoding="utf-8"), re.M)
 
 
 @VGG16_GROUP
-def test_the_readme_dense_evaluation_figures():
-    """README, Evaluation: 45.1 GMAC of VGG-16's convolutions at 384², 3.7 GMAC for fc6 on the 6x6 map."""
+def test_the_documented_dense_evaluation_figures():
+    """docs/benchmarks.md, dense evaluation: 45.1 GMAC of VGG-16's convolutions at 384², 3.7 GMAC for fc6 on the
+    6x6 map."""
     assert f"{profile('vgg16', include_top=False, input_shape=(384, 384, 3)).gmacs:.1f}" == "45.1"
     assert f"{36 * profiled('vgg16')[0]['fc6'].macs / 1e9:.1f}" == "3.7"
+    text = BENCHMARKS.read_text(encoding="utf-8")
+    assert "45.1 GMAC of convolutions at 384² plus 3.7 GMAC for fc6" in " ".join(text.split())
 
 
 def test_memory_efficient_densenet_counts_its_custom_layers_like_the_plain_one():

@@ -1,4 +1,4 @@
-"""Print the README's coverage table of upstream checkpoints from the catalog (keras_cnn.weights.upstreams()):
+"""Print the coverage table of docs/weights.md of upstream checkpoints from the catalog (keras_cnn.weights.upstreams()):
 each registered model x torchvision / timm / keras.applications, with the upstream name and how it is verified.
 
 ``python tools/weights_table.py`` (no torch needed)."""

@@ -44,8 +44,8 @@ class BatchNormalization(keras.layers.BatchNormalization):
     Keras 3 normalises with ``tf.nn.batch_normalization``: a multiply and an add, each a pass over the whole
     feature map. TensorFlow's ``FusedBatchNormV3`` with ``is_training=False`` computes the same
     ``gamma * (x - mean) / sqrt(variance + epsilon) + beta`` in one pass (and grappler's remapper can fold it
-    into a preceding ``Conv2D`` on CPU): 6-21% more images/s at inference across the families on a 2-core Xeon
-    (bench/bench_peers.py --keras-bn; README, Benchmarks). Training, masks, other ranks, axes or dtypes (mixed
+    into a preceding ``Conv2D`` on CPU), so inference runs faster than with Keras's layer
+    (bench/bench_peers.py --keras-bn; docs/benchmarks.md). Training, masks, other ranks, axes or dtypes (mixed
     precision) and other backends take the Keras path unchanged; weights, config and parameter count are Keras's.
     """
 

@@ -68,7 +68,7 @@ class DepthwiseAveragePooling2D(_SquarePooling2D):
     exists for full-integer TFLite: AVERAGE_POOL_2D must keep its input's int8 scale, so a pooled shortcut that
     is concatenated ties the scale of the tensor it pools to the concatenation's range, and in ShuffleNet v1
     that clips the residual sums that feed a stride-2 unit. A DEPTHWISE_CONV_2D requantizes its output, which
-    cuts that tie (README, Export).
+    cuts that tie (docs/export.md).
     """
 
     def call(self, inputs):

@@ -10,7 +10,7 @@ class WindowConv2D(keras.layers.Conv2D):
 
     :func:`keras_cnn.to_fcn` uses it for the Dense layer that follows ``Flatten``: its large kernel (VGG's fc6,
     7×7×512→4096) applied to a few positions is one matrix product, which TensorFlow's CPU convolution computes
-    about 3.6× slower (bench/bench_fcn.py profile in the README). Windows are sliced, not convolved with an
+    several times slower (bench/bench_fcn.py; docs/benchmarks.md). Windows are sliced, not convolved with an
     identity kernel as ``keras.ops.image.extract_patches`` does, so any backend runs it.
     """
 

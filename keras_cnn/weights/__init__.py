@@ -8,7 +8,7 @@ that every tensor on both sides is accounted for with the right shape, and only 
 preprocessing travels with the model (:func:`checkpoint_info`, :func:`preprocess_input`).
 
 Each family's rules live in :mod:`keras_cnn.weights.families`; tests compare the converted models' logits with
-the upstream libraries' on the same weights (README: "Pretrained weights").
+the upstream libraries' on the same weights (docs/weights.md).
 """
 
 from keras_cnn.weights._catalog import Upstream, get_upstream, register_upstream, upstreams
