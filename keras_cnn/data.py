@@ -1,4 +1,7 @@
-"""Data sources. ``digits`` is real data that ships inside scikit-learn, so it works offline."""
+"""Data sources: :func:`dataset` (batched ``tf.data``, for ``model.fit``) and :func:`load_images` (NumPy arrays)
+of ``digits``, ``folder:PATH`` and ``tfds:NAME[:SPLIT]``. ``digits`` is real data that ships inside
+scikit-learn, so it works offline. Folders are decoded in parallel on ``tf.data``, once per file
+(``bench/bench_data.py`` compares them with ``keras.utils.image_dataset_from_directory``)."""
 
 import os
 import warnings
@@ -91,6 +94,109 @@ def load_images(source, *, image_size, channels, split="train", limit=None, data
     return (x[:limit], y[:limit], names) if limit is not None else (x, y, names)
 
 
+SPLITS = ("train", "val", "test", "all")
+AUGMENTATIONS = {  # named recipes of keras_cnn.app.augment.Recipe fields (the train app's flags)
+    "flip": {"flip": True},  # --flip
+    "shift": {"translate": 0.08, "rotate": 0.03},  # --translate 0.08 --rotate 0.03: the digits recipe
+    "flip+shift": {"flip": True, "translate": 0.08, "rotate": 0.03},
+}
+
+
+def dataset(source, *, image_size, channels, split="train", batch_size=32, shuffle=None, seed=0, augment=None,
+            limit=None, drop_remainder=False, val_fraction=0.2, test_fraction=0.2, data_dir=None, download=False,
+            max_pixels=None):
+    """A batched, prefetched ``tf.data.Dataset`` of ``(images, labels)``: float32 images in [0, 1] of shape
+    ``(batch, height, width, channels)`` (what :func:`load_images` returns and the models take) and int64 labels.
+
+    ``source`` is ``"digits"``, ``"folder:PATH"`` or ``"tfds:NAME[:SPLIT]"``, split as ``keras-cnn train
+    --data`` splits it: ``split`` is ``"train"``, ``"val"``, ``"test"`` or ``"all"``; digits and folders are
+    split stratified by class with ``val_fraction`` and ``test_fraction`` (fixed by ``seed``), tfds validates on
+    the last ``val_fraction`` of its training split and tests on ``test`` (or on the ``SPLIT`` given).
+    Folders are read with Keras's listing rules (:func:`scan_folder` with ``decode=False``: unreadable and
+    over-``max_pixels`` files skipped from their headers and named in a warning) and decoded in parallel
+    (:func:`decoded`: a file TensorFlow cannot decode is skipped and named when the pass reaches it).
+
+    ``shuffle`` (default: only for ``"train"``) reshuffles every pass, reproducibly from ``seed``; otherwise the
+    order is the listing's. ``augment`` is None, a name in ``AUGMENTATIONS`` or a
+    :class:`keras_cnn.app.augment.Recipe` without crops, scale jitter or PCA noise (those need the train app's
+    stored sizes and statistics). ``limit`` keeps the first ``limit`` images of the split. Like
+    ``keras.utils.image_dataset_from_directory``, the result carries ``class_names`` (and ``skipped_files``:
+    :class:`keras_cnn._images.Skipped` of the header check).
+    """
+    import tensorflow as tf
+
+    from keras_cnn.app import augment as augmentation, sources
+
+    image_size, channels, limit = _checked_shape(image_size, channels, limit)
+    split = _validate.check_choice("split", split, SPLITS)
+    batch_size = _validate.check_int("batch_size", batch_size, minimum=1)
+    shuffle = split == "train" if shuffle is None else _validate.check_bool("shuffle", shuffle)
+    seed = _validate.check_int("seed", seed, minimum=0)
+    _validate.check_bool("drop_remainder", drop_remainder)
+    recipe = _recipe(augment, augmentation)
+    fractions = {name: _validate.check_float(name, value, minimum=0.01, maximum=0.9)
+                 for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction))}
+    if sum(fractions.values()) >= 0.95:
+        raise ValueError(f"val_fraction + test_fraction must leave images to train on (< 0.95); received "
+                         f"{val_fraction} + {test_fraction}.")
+    parse_source(source)
+    parsed = sources.parse(source, "source", seed=seed, data_dir=data_dir, download=download, **fractions)
+    per_image = recipe is not None and recipe.per_image
+    shuffle_seed = seed if shuffle else None
+    if parsed.kind == "folder" and not per_image:  # batched and counted in one step (decoded)
+        part = sources._folder(parsed, (split,), image_size, channels, max_pixels, limit, shuffle_seed,
+                               batch_size, drop_remainder, in_memory=False)[split]
+        result = part.dataset
+    else:
+        if parsed.kind == "folder":  # decoded lazily, image by image, for the per-image augmentation
+            part = sources._folder(parsed, (split,), image_size, channels, max_pixels, limit, shuffle_seed,
+                                   in_memory=False)[split]
+        else:
+            part = sources.load(parsed, (split,), size=image_size, channels=channels, limit=limit,
+                                max_pixels=max_pixels, shuffle_seed=shuffle_seed)[split]
+        result = _augmented(part.dataset, recipe, image_size, seed, augmentation)
+        result = result.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=tf.data.AUTOTUNE)
+        if int(result.cardinality()) < 0:  # as decoded() does for its batches
+            expected = part.count // batch_size if drop_remainder else -(-part.count // batch_size)
+            result = result.apply(tf.data.experimental.assert_cardinality(expected))
+    batch_layers = augmentation.per_batch(recipe, seed) if recipe is not None else None
+    if batch_layers is not None:  # sequential: the layers' random state advances in one order
+        result = result.map(lambda images, labels: (batch_layers(images, training=True), labels))
+    result = result.prefetch(tf.data.AUTOTUNE)
+    result.class_names = list(part.class_names)
+    result.skipped_files = list(part.skipped_files)
+    return result
+
+
+def _recipe(augment, augmentation):
+    """``augment`` (None, a name in AUGMENTATIONS or a Recipe) as a Recipe or None."""
+    if augment is None:
+        return None
+    if isinstance(augment, str):
+        return augmentation.Recipe(**AUGMENTATIONS[_validate.check_choice("augment", augment,
+                                                                          tuple(AUGMENTATIONS))])
+    if not isinstance(augment, augmentation.Recipe):
+        raise TypeError(f"augment must be None, one of {', '.join(map(repr, AUGMENTATIONS))} or a "
+                        f"keras_cnn.app.augment.Recipe; received {augment!r}.")
+    if augment.crop or augment.scale_jitter is not None or augment.pca_noise:
+        raise ValueError(f"augment: crops, scale jittering and PCA noise need the train app's stored sizes and "
+                         f"pixel statistics (keras-cnn train --random-crop, --scale-jitter, --pca-noise); received "
+                         f"{augment!r}.")
+    return augment
+
+
+def _augmented(dataset, recipe, image_size, seed, augmentation):
+    """Per-image random flips, with one stateless seed pair per image (as the train app's pipeline)."""
+    import tensorflow as tf
+
+    if recipe is None or not recipe.per_image:
+        return dataset
+    fn = augmentation.per_image(recipe, image_size)
+    randoms = tf.data.Dataset.random(seed=seed).batch(2)
+    return tf.data.Dataset.zip((dataset, randoms)).map(lambda pair, pair_seed: (fn(pair[0], pair_seed), pair[1]),
+                                                       num_parallel_calls=tf.data.AUTOTUNE)
+
+
 def _checked_shape(image_size, channels, limit):
     """``image_size`` a pair of integers >= 1, ``channels`` 1-4 (what an image file can hold), ``limit`` None or
     >= 1: checked before any decoding (0 or -1 would otherwise keep every image, or drop the last)."""
@@ -110,7 +216,7 @@ class Folder(NamedTuple):
     skipped: list  # :class:`keras_cnn._images.Skipped` (file, reason): unreadable, corrupt or over the limit
 
 
-def scan_folder(path, *, workers=8, max_pixels=None):
+def scan_folder(path, *, workers=8, max_pixels=None, decode=True):
     """The readable images of a class-per-sub-folder tree: a :class:`Folder` ``(files, labels, class_names,
     skipped)``.
 
@@ -122,17 +228,24 @@ def scan_folder(path, *, workers=8, max_pixels=None):
     ``max_pixels``, default ``keras_cnn._images.MAX_PIXELS``, is never decoded) and every other file decoded once
     (in ``workers`` threads, where TensorFlow's decoders release the GIL), so an unreadable, corrupt or
     over-limit file is skipped and named here, with a warning, instead of failing a ``tf.data`` pipeline in the
-    middle of an epoch; a class left with no readable image is a ``ValueError`` too.
+    middle of an epoch; a class left with no readable image is a ``ValueError`` too. With ``decode=False`` only
+    the headers are read (what :func:`dataset` does: it skips and names the files TensorFlow cannot decode when
+    its pass reaches them, :func:`decoded`, instead of decoding every file twice).
     """
+    return _scan(path, workers, max_pixels, decode)[0]
+
+
+def _scan(path, workers=8, max_pixels=None, decode=True, warn=True):
+    """:func:`scan_folder`'s ``Folder`` and the ``(height, width)`` of each of its files, from the headers."""
     candidates, names = _listing(path)
-    skipped = _unusable([file for file, _ in candidates], max_pixels, workers)
-    if skipped:
-        warnings.warn(f"folder {path!r}: skipped {len(skipped)} unreadable or corrupt file(s): "
-                      f"{_images.name_skipped(skipped)}.", stacklevel=2)
+    skipped, sizes = _unusable([file for file, _ in candidates], max_pixels, workers, decode)
+    if skipped and warn:
+        warn_skipped(path, skipped)
     bad = {item.file for item in skipped}
     kept = [(file, label) for file, label in candidates if file not in bad]
     _check_classes(path, names, [label for _, label in kept], "readable images")
-    return Folder([f for f, _ in kept], np.asarray([label for _, label in kept], dtype="int64"), names, skipped)
+    folder = Folder([f for f, _ in kept], np.asarray([label for _, label in kept], dtype="int64"), names, skipped)
+    return folder, [sizes[file] for file in folder.files]
 
 
 def _listing(path):
@@ -147,6 +260,12 @@ def _listing(path):
                   for file in _images.list_images(os.path.join(path, name))]
     _check_classes(path, names, [label for _, label in candidates], "images")
     return candidates, names
+
+
+def warn_skipped(path, skipped):
+    """The folder's one warning naming every skipped file with its reason (:func:`scan_folder`'s)."""
+    warnings.warn(f"folder {path!r}: skipped {len(skipped)} unreadable or corrupt file(s): "
+                  f"{_images.name_skipped(skipped)}.", stacklevel=3)
 
 
 def _check_classes(path, names, labels, what):
@@ -164,24 +283,205 @@ def _check_classes(path, names, labels, what):
                          f"images or remove the folder(s).")
 
 
-def _unusable(files, max_pixels, workers):
-    """:class:`keras_cnn._images.Skipped` for each file over the pixel limit (headers read one by one: the check
-    silences a process-wide warning) or that TensorFlow cannot decode (decoded in ``workers`` threads)."""
+def _unusable(files, max_pixels, workers, decode=True):
+    """``(skipped, sizes)``: :class:`keras_cnn._images.Skipped` for each file over the pixel limit (headers read
+    one by one: the check silences a process-wide warning) or, with ``decode``, that TensorFlow cannot decode
+    (decoded in ``workers`` threads); and ``{file: (height, width)}`` from the headers."""
     from concurrent.futures import ThreadPoolExecutor
 
     limit = _images.check_max_pixels(max_pixels)
-    headers = [_images.header_problem(file, limit) for file in files]
-    decodable = [file for file, problem in zip(files, headers) if problem is None]
-    with ThreadPoolExecutor(workers) as pool:
-        decoded = dict(zip(decodable, pool.map(_images.decode_problem, decodable)))
-    return [_images.Skipped(file, problem or decoded[file]) for file, problem in zip(files, headers)
-            if problem or decoded[file]]
+    headers = [_images.header(file, limit) for file in files]
+    sizes = {file: size for file, (_, size) in zip(files, headers)}
+    problems = [problem for problem, _ in headers]
+    decoded = {}
+    if decode:
+        decodable = [file for file, problem in zip(files, problems) if problem is None]
+        with ThreadPoolExecutor(workers) as pool:
+            decoded = dict(zip(decodable, pool.map(_images.decode_problem, decodable)))
+    return [_images.Skipped(file, problem or decoded[file]) for file, problem in zip(files, problems)
+            if problem or decoded.get(file)], sizes
 
 
 def _folder(path, image_size, channels, limit, max_pixels=None):
-    files, labels, names, _ = scan_folder(path, max_pixels=max_pixels)
-    images = [_images.decode_image(file, channels, image_size).numpy() for file in files[:limit]]
-    return np.stack(images), labels[:limit], names
+    folder, sizes = _scan(path, max_pixels=max_pixels, decode=False)
+    x, y, _ = decode_all(folder.files[:limit], folder.labels[:limit], image_size, channels, sizes=sizes[:limit],
+                         where=f"folder {path!r}")
+    return x.numpy(), y, folder.class_names
+
+
+def decode_all(files, labels, image_size, channels, *, sizes=None, where="folder", warn=True):
+    """``(x, y, skipped)``: every decodable file of ``files`` as float32 in [0, 1] at ``image_size`` (a
+    ``tf.Tensor``, from one parallel ``tf.data`` pass; pixels as :func:`decoded`), its label (NumPy), and the
+    :class:`keras_cnn._images.Skipped` files TensorFlow could not decode, named in a warning."""
+    import tensorflow as tf
+
+    files = list(files)
+    resize = _resize_rule(files, sizes, tuple(image_size))
+    triples = tf.data.Dataset.from_tensor_slices((tf.constant(files, tf.string), np.asarray(labels, dtype="int64"),
+                                                  np.arange(len(files))))
+    images = triples.map(lambda file, label, index: (_per_image(file, image_size, channels, resize), label, index),
+                         num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+    # read to the end (an iterator left open waits for its threads), join the (often uint8) batches, then one
+    # scaling op over all of them
+    parts = list(images.batch(256, num_parallel_calls=tf.data.AUTOTUNE))
+    if not parts:
+        x, y, kept = tf.zeros((0, *image_size, channels)), np.zeros((0,), "int64"), set()
+    else:
+        x = _per_batch(tf.concat([part[0] for part in parts], 0), channels)
+        y = np.concatenate([part[1].numpy() for part in parts])
+        kept = set(np.concatenate([part[2].numpy() for part in parts]).tolist())
+    skipped = [_images.Skipped(files[i], _images.decode_problem(files[i]) or "TensorFlow could not decode it")
+               for i in range(len(files)) if i not in kept]
+    if skipped and warn:
+        warnings.warn(f"{where}: skipped {len(skipped)} file(s) TensorFlow could not decode: "
+                      f"{_images.name_skipped(skipped)}.", stacklevel=2)
+    return x, y, skipped
+
+
+def _arrays(batches):
+    """``(x, y)`` of a dataset of ``(images, labels)`` batches."""
+    images, labels = [], []
+    for x, y in batches:
+        images.append(x.numpy())
+        labels.append(y.numpy())
+    return np.concatenate(images), np.concatenate(labels)
+
+
+COUNTED_BATCH = 64  # decoded() counts the images that came through a pass in batches of this many
+
+
+def decoded(files, labels, image_size, channels, *, sizes=None, shuffle_seed=None, batch_size=None,
+            drop_remainder=False, where="folder"):
+    """``tf.data.Dataset`` of ``(float32 image in [0, 1] at image_size, int64 label)`` of image files, decoded
+    and resized in parallel (``num_parallel_calls=AUTOTUNE``) in file order, or reshuffled every pass with
+    ``shuffle_seed`` (the file names are shuffled, not the decoded images, so the buffer costs nothing); batches
+    of ``batch_size`` when given.
+
+    Pixels as :func:`keras_cnn._images.decode_image`; ``sizes`` (each file's ``(height, width)`` from its header)
+    let every image skip or take the resize without a per-image branch. A file TensorFlow cannot decode
+    (truncated, corrupt) is dropped, not an error in the middle of an epoch, and the pass that dropped it ends
+    with a warning naming each such file and why (found then, by :func:`scan_folder`'s decoding check, only on
+    a pass that lost files): every file is decoded once, as Keras's loader does. List the files with
+    :func:`scan_folder` (``decode=False`` at least), which refuses over-limit files unread.
+    """
+    import tensorflow as tf
+
+    files, labels = list(files), np.asarray(labels, dtype="int64")
+    resize = _resize_rule(files, sizes, tuple(image_size))
+    pairs = tf.data.Dataset.from_tensor_slices((tf.constant(files, tf.string), labels))
+    if shuffle_seed is not None:
+        pairs = pairs.shuffle(max(1, len(files)), seed=shuffle_seed, reshuffle_each_iteration=True)
+    images = pairs.map(lambda file, label: (_per_image(file, image_size, channels, resize), label),
+                       num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+    batches = _counted(images.batch(batch_size or COUNTED_BATCH, num_parallel_calls=tf.data.AUTOTUNE),
+                       lambda x: _per_batch(x, channels), files, (*image_size, channels), where)
+    if batch_size is None:
+        return batches.unbatch()
+    if drop_remainder:  # after counting, so the last, short batch still counts
+        batches = batches.filter(lambda x, y: tf.shape(y)[0] == batch_size).map(
+            lambda x, y: (tf.ensure_shape(x, (batch_size, *image_size, channels)), tf.ensure_shape(y, (batch_size,))))
+    # Keras's fit reads the number of batches from the cardinality (ignore_errors and filter leave it unknown):
+    # a dropped file changes it only when it empties the last batch, an error after the warning naming it
+    expected = len(files) // batch_size if drop_remainder else -(-len(files) // batch_size)
+    return batches.apply(tf.data.experimental.assert_cardinality(expected))
+
+
+def _per_image(file, image_size, channels, resize):
+    """:func:`keras_cnn._images.decode_image`, less the scaling to [0, 1] for 3 channels (the common case),
+    which :func:`_per_batch` does: the same product, one op per batch instead of per image, on batches of
+    uint8 pixels (a quarter of the bytes) when nothing is resampled."""
+    import tensorflow as tf
+
+    if channels != 3:
+        return _images.decode_image(file, channels, image_size, resize=resize)
+    image = _images._decoded(file, 3)
+
+    def resampled():
+        return tf.image.resize(image, image_size, antialias=True)
+
+    if resize is None:
+        same = tf.reduce_all(tf.equal(tf.shape(image)[:2], tf.constant(image_size, tf.int32)))
+        image = tf.cond(same, lambda: tf.cast(image, tf.float32), resampled)
+    elif resize:
+        image = resampled()
+    return tf.ensure_shape(image, (*image_size, 3))
+
+
+def _per_batch(images, channels):
+    """The rest of :func:`_per_image`: pixels of 0-255 (uint8 or float32) to float32 in [0, 1] for 3 channels,
+    by ``to_model_range``'s factor."""
+    import tensorflow as tf
+
+    return tf.cast(images, tf.float32) * (1.0 / 255) if channels == 3 else images
+
+
+def _resize_rule(files, sizes, image_size):
+    """``resize`` for :func:`keras_cnn._images.to_model_range`: False when every header says ``image_size``,
+    True when none does, None (per image) otherwise or without sizes. GIFs decide per image: their frames may
+    differ from the logical screen size the header gives."""
+    if sizes is None or len(sizes) != len(files) or any(f.lower().endswith(".gif") for f in files):
+        return None
+    same = {tuple(size) == image_size for size in sizes}
+    return None if len(same) != 1 else not same.pop()
+
+
+def _counted(batches, prepare, files, shape, where):
+    """``batches`` mapped by ``prepare`` and counted (:class:`_Pass`); an empty last element, filtered out,
+    ends each pass. The batches themselves pass through no extra stage."""
+    import tensorflow as tf
+
+    counter = _Pass(files, where)
+
+    def counted(images, labels):
+        added = tf.py_function(counter.add, [tf.size(labels)], tf.int32)
+        with tf.control_dependencies([added]):
+            return prepare(images), tf.identity(labels)
+
+    def ended(images, labels):
+        return tf.ensure_shape(tf.py_function(counter.end, [], tf.bool), ())
+
+    last = tf.data.Dataset.from_tensors((tf.zeros((0, *shape), tf.float32), tf.zeros((0,), tf.int64))).filter(ended)
+    return batches.map(counted, num_parallel_calls=tf.data.AUTOTUNE).concatenate(last)
+
+
+class _Pass:
+    """The images through a :func:`decoded` dataset, counted in Python (``tf.py_function``, once per batch and
+    once at the end of a pass). A pass is what came since the previous end: a pass given up half-way adds its
+    images to the next one (which can then hide a loss, never invent one)."""
+
+    def __init__(self, files, where):
+        import threading
+
+        self.files, self.where, self.seen, self.ended = files, where, 0, 0
+        self.lock = threading.Lock()  # tf.data runs the batches' calls in several threads
+
+    def add(self, count):
+        count = int(count)  # reads the tensor: may let another thread run, so before taking the lock
+        with self.lock:
+            self.seen += count
+        return count
+
+    def end(self):
+        with self.lock:
+            seen, self.ended = self.seen - self.ended, self.seen
+        return _name_undecodable(self.files, seen, self.where)
+
+
+_NAMED = {}  # (where, files) -> the Skipped list found once, so a later pass does not decode everything again
+
+
+def _name_undecodable(files, seen, where):
+    """Warn naming the files of ``files`` that TensorFlow cannot decode, when fewer than all (``seen``) came
+    through a pass; False (the marker batch is dropped)."""
+    if seen < len(files):
+        key = (where, tuple(files))
+        if key not in _NAMED:
+            _NAMED[key] = _unusable(files, max_pixels=2 ** 62, workers=8)[0]
+        broken = _NAMED[key]
+        warnings.warn(f"{where}: skipped {len(files) - seen} file(s) TensorFlow could not decode: "
+                      f"{_images.name_skipped(broken) if broken else 'none found on a second look'}.",
+                      stacklevel=2)
+    return False
 
 
 def tfds_dataset(name, split, *, data_dir=None, download=False):
@@ -209,7 +509,10 @@ def tfds_dataset(name, split, *, data_dir=None, download=False):
 
 
 def _tfds(name, split, image_size, channels, limit, data_dir, download):
+    import tensorflow as tf
+
     dataset, names = tfds_dataset(name, split, data_dir=data_dir, download=download)
-    pairs = list(dataset.take(limit) if limit else dataset)
-    x = np.stack([_images.to_model_range(image, image_size, channels).numpy() for image, _ in pairs])
-    return x, np.asarray([int(label) for _, label in pairs]), names
+    dataset = (dataset.take(limit) if limit else dataset).map(
+        lambda image, label: (_images.to_model_range(image, image_size, channels), tf.cast(label, tf.int64)),
+        num_parallel_calls=tf.data.AUTOTUNE)
+    return (*_arrays(dataset.batch(256)), names)

@@ -25,6 +25,7 @@ def training(split, record, recipe, *, batch_size, seed, targets, cache="auto", 
     import tensorflow as tf
 
     stored = split.dataset.element_spec[0].shape
+    cache = "none" if split.in_memory else cache  # decoded and held already
     dataset = cached(split.dataset, split.count, stored, cache).shuffle(split.count, seed=seed,
                                                                        reshuffle_each_iteration=True)
     if repeat:
@@ -49,11 +50,23 @@ def evaluation(split, record, *, batch_size, targets=None, cache="auto"):
     """Centre-cropped, normalised batches of ``(image, label)`` (or ``targets(label)``), in a fixed order."""
     import tensorflow as tf
 
-    dataset = split.dataset.map(lambda image, label: (record.prepare(image), label),
-                                num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+    dataset = split.dataset.batch(batch_size)
+    if not _prepared_already(dataset, record):  # record.prepare takes a batch: one call per batch, not per image
+        dataset = dataset.map(lambda images, labels: (record.prepare(images), labels),
+                              num_parallel_calls=tf.data.AUTOTUNE)
     if targets is not None:
         dataset = dataset.map(lambda images, labels: (images, targets(labels)))
+    if split.in_memory:  # decoded and held already; prepare is a few cheap ops per batch
+        cache = "none"
     return cached(dataset, split.count, (*record.input_size, record.channels), cache).prefetch(tf.data.AUTOTUNE)
+
+
+def _prepared_already(dataset, record):
+    """True when ``record.prepare`` would return the batches unchanged: stored at the model's input shape (no
+    channel change, resize or crop) and normalised as "unit" (mean 0, std 1)."""
+    shape = tuple(dataset.element_spec[0].shape[1:])
+    return (shape == (*record.input_size, record.channels) and tuple(record.resize) == tuple(record.input_size)
+            and all(m == 0 for m in record.mean) and all(s == 1 for s in record.std))
 
 
 def arrays(split, record=None):

@@ -1,8 +1,11 @@
 """Data sources as ``tf.data``: ``digits``, ``folder:PATH`` and ``tfds:NAME[:SPLIT]`` split into train/val/test.
 
 Every split is a dataset of ``(image, label)`` with float32 images in [0, 1] already resized to a square
-``size`` (decoding and resizing run in parallel; unreadable, corrupt or over-limit files were skipped and named
-before: ``keras_cnn.data.scan_folder``), plus its length and the class names. Splits are fixed: digits and folders
+``size`` (decoding and resizing run in parallel, once per file; unreadable and over-limit files are skipped
+and named from their headers, ``keras_cnn.data.scan_folder``; a folder whose images fit in ``IN_MEMORY_BYTES``
+is decoded at load time, so the files TensorFlow cannot decode are named then too, before any training, and a
+larger one names them when a pass reaches them, ``keras_cnn.data.decoded``), plus its length and the class
+names. Splits are fixed: digits and folders
 use a stratified split by ``seed`` with the given fractions; tfds takes the validation set from the end of the
 training split and tests on ``test``.
 """
@@ -22,7 +25,8 @@ class Split:
     dataset: object  # tf.data.Dataset of (float32 image in [0, 1], int64 label)
     count: int
     class_names: tuple
-    skipped_files: tuple = ()  # keras_cnn._images.Skipped (file, reason) of the whole source, before the split
+    skipped_files: tuple = ()  # keras_cnn._images.Skipped (file, reason) of the whole source
+    in_memory: bool = False  # decoded already and held in memory: nothing for a cache to save
 
     @property
     def skipped(self):
@@ -68,45 +72,115 @@ def parse(source, flag="--data", **split):
     return parsed
 
 
-def load(source, roles, *, size, channels, limit=None, max_pixels=None):
+def load(source, roles, *, size, channels, limit=None, max_pixels=None, shuffle_seed=None):
     """``{role: Split}`` for the requested roles among train, val, test, all (``limit``: first N of each).
 
-    Folder images of more than ``max_pixels`` (default ``keras_cnn._images.MAX_PIXELS``) are skipped unread."""
+    Folder images of more than ``max_pixels`` (default ``keras_cnn._images.MAX_PIXELS``) are skipped unread; a
+    folder that fits in ``IN_MEMORY_BYTES`` is decoded now (``Split.in_memory``). With ``shuffle_seed`` each
+    split is reshuffled every pass (after ``limit``): a folder's file names before decoding (or its images in
+    memory), digits in memory, tfds images in a buffer of ``TFDS_SHUFFLE`` before resizing."""
     for role in roles:
         _validate.check_choice("split", role, ROLES)
     if source.kind == "folder":
-        splits = _folder(source, roles, tuple(size), channels, max_pixels)
-    else:
-        splits = {"digits": _digits, "tfds": _tfds}[source.kind](source, roles, tuple(size), channels)
-    return {role: _limited(split, limit) for role, split in splits.items()}
+        return _folder(source, roles, tuple(size), channels, max_pixels, limit, shuffle_seed)
+    read = {"digits": _digits, "tfds": _tfds}[source.kind]
+    return read(source, roles, tuple(size), channels, limit, shuffle_seed)
 
 
-def _limited(split, limit):
-    if not limit or split.count <= limit:
-        return split
-    return dataclasses.replace(split, dataset=split.dataset.take(limit), count=limit)
+TFDS_SHUFFLE = 10_000
+
+
+def _limited(dataset, count, limit):
+    """``(dataset, count)`` cut to the first ``limit`` elements."""
+    if not limit or count <= limit:
+        return dataset, count
+    return dataset.take(limit), limit
 
 
 def _fractions(source):
     return (1.0 - source.val_fraction - source.test_fraction, source.val_fraction, source.test_fraction)
 
 
-def _digits(source, roles, size, channels):
+def _digits(source, roles, size, channels, limit, shuffle_seed):
     import tensorflow as tf
 
     splits = data.digits(image_size=size, channels=channels, split=_fractions(source), seed=source.seed)
     splits["all"] = tuple(np.concatenate(parts) for parts in zip(*splits.values()))
     names = tuple(str(i) for i in range(data.DIGITS_CLASSES))
-    return {role: Split(tf.data.Dataset.from_tensor_slices(splits[role]), len(splits[role][1]), names)
-            for role in roles}
+    result = {}
+    for role in roles:
+        x, y = (part[:limit] for part in splits[role]) if limit else splits[role]
+        dataset = tf.data.Dataset.from_tensor_slices((x, y))
+        if shuffle_seed is not None:
+            dataset = dataset.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)
+        result[role] = Split(dataset, len(y), names)
+    return result
 
 
-def _folder(source, roles, size, channels, max_pixels):
+IN_MEMORY_BYTES = 2 << 30  # a folder whose float32 images fit is decoded at load time (pipeline.CACHE_BYTES)
+
+
+def _folder(source, roles, size, channels, max_pixels, limit=None, shuffle_seed=None, batch_size=None,
+            drop_remainder=False, in_memory=None):
+    """Splits of a folder: decoded now and held in memory when they fit (``in_memory`` None) or when asked
+    (True), else decoded lazily by ``keras_cnn.data.decoded`` (batched when ``batch_size`` is given)."""
+    path = source.parsed.location
+    folder, sizes = data._scan(path, max_pixels=max_pixels, decode=False, warn=False)
+    parts = _split(source, roles, folder, limit)
+    needed = np.unique(np.concatenate([parts[role] for role in roles]))
+    if in_memory is None:
+        in_memory = batch_size is None and len(needed) * 4 * size[0] * size[1] * channels <= IN_MEMORY_BYTES
+    if in_memory:
+        return _in_memory(source, roles, size, channels, folder, sizes, parts, needed, shuffle_seed, limit)
+    if folder.skipped:
+        data.warn_skipped(path, folder.skipped)
+    result = {}
+    for role in roles:
+        dataset = data.decoded([folder.files[i] for i in parts[role]], folder.labels[parts[role]], size, channels,
+                               sizes=[sizes[i] for i in parts[role]], shuffle_seed=shuffle_seed,
+                               batch_size=batch_size, drop_remainder=drop_remainder, where=f"{source.source} ({role})")
+        result[role] = Split(dataset, len(parts[role]), tuple(folder.class_names), tuple(folder.skipped))
+    return result
+
+
+def _in_memory(source, roles, size, channels, folder, sizes, parts, needed, shuffle_seed, limit):
+    """``{role: Split}`` of the files a folder's splits need (``needed``: indices into ``folder.files``),
+    decoded now, in one parallel pass: the counts are exact and every skipped file is named (one warning)
+    before any training; a file TensorFlow cannot decode leaves its split. The pipeline's cache would hold
+    these images anyway."""
+    import tensorflow as tf
+
+    path = source.parsed.location
+    x, y, broken = data.decode_all([folder.files[i] for i in needed], folder.labels[needed], size, channels,
+                                   sizes=[sizes[i] for i in needed], warn=False)
+    skipped = [*folder.skipped, *broken]
+    if skipped:
+        data.warn_skipped(path, skipped)
+    if not limit:
+        data._check_classes(path, folder.class_names, y.tolist(), "readable images")
+    unusable = {item.file for item in broken}
+    kept = [i for i in needed.tolist() if folder.files[i] not in unusable]
+    row = {index: position for position, index in enumerate(kept)}  # folder index -> row of x
+    result = {}
+    for role in roles:
+        rows = np.asarray([row[i] for i in parts[role].tolist() if i in row], dtype="int64")
+        images = x if np.array_equal(rows, np.arange(len(y))) else tf.gather(x, rows)
+        dataset = tf.data.Dataset.from_tensor_slices((images, y[rows]))
+        if shuffle_seed is not None:
+            dataset = dataset.shuffle(max(1, len(rows)), seed=shuffle_seed, reshuffle_each_iteration=True)
+        result[role] = Split(dataset, len(rows), tuple(folder.class_names), tuple(skipped), in_memory=True)
+    return result
+
+
+def _split(source, roles, folder, limit):
+    """``{role: indices into folder.files}``: stratified by ``source.seed``, each cut to its first ``limit``."""
     from sklearn.model_selection import train_test_split
 
-    files, labels, names, skipped = data.scan_folder(source.parsed.location, max_pixels=max_pixels)
+    files, labels, names = folder.files, folder.labels, folder.class_names
     index = np.arange(len(files))
     parts = {"all": index}
+    if set(roles) == {"all"}:
+        return {"all": index[:limit] if limit else index}
     try:
         train_val, parts["test"] = train_test_split(index, test_size=source.test_fraction, stratify=labels,
                                                     random_state=source.seed)
@@ -117,19 +191,10 @@ def _folder(source, roles, size, channels, max_pixels):
         raise ValueError(f"folder {source.source!r}: {len(files)} images in {len(names)} classes cannot be split "
                          f"with --val-fraction {source.val_fraction} and --test-fraction "
                          f"{source.test_fraction}: {error}") from error
-    return {role: Split(_decoded([files[i] for i in parts[role]], labels[parts[role]], size, channels),
-                        len(parts[role]), tuple(names), tuple(skipped)) for role in roles}
+    return {role: parts[role][:limit] if limit else parts[role] for role in roles}
 
 
-def _decoded(files, labels, size, channels):
-    import tensorflow as tf
-
-    dataset = tf.data.Dataset.from_tensor_slices((files, labels))
-    return dataset.map(lambda file, label: (_images.decode_image(file, channels, size), label),
-                       num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def _tfds(source, roles, size, channels):
+def _tfds(source, roles, size, channels, limit=None, shuffle_seed=None):
     import tensorflow as tf
 
     name, explicit = source.parsed.location, source.parsed.split
@@ -144,9 +209,13 @@ def _tfds(source, roles, size, channels):
             n_val = max(1, round(count * source.val_fraction))
             dataset = dataset.take(count - n_val) if role == "train" else dataset.skip(count - n_val)
             count = count - n_val if role == "train" else n_val
-        dataset = dataset.map(lambda image, label: (_images.to_model_range(image, size, channels), label),
-                              num_parallel_calls=tf.data.AUTOTUNE)
-        result[role] = Split(dataset, count, tuple(names or range(_classes(dataset))))
+        names = tuple(names or range(_classes(dataset)))
+        dataset, count = _limited(dataset, count, limit)
+        if shuffle_seed is not None:  # the stored uint8 images, before resizing (tfds decodes them in parallel)
+            dataset = dataset.shuffle(min(count, TFDS_SHUFFLE), seed=shuffle_seed, reshuffle_each_iteration=True)
+        dataset = dataset.map(lambda image, label: (_images.to_model_range(image, size, channels),
+                                                    tf.cast(label, tf.int64)), num_parallel_calls=tf.data.AUTOTUNE)
+        result[role] = Split(dataset, count, names)
     return result
 
 
