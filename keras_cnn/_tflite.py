@@ -86,3 +86,37 @@ def dequantize(y, details):
         return y.astype("float32", copy=False)
     scale, zero_point = details["quantization"]
     return ((y.astype("float32") - zero_point) * np.float32(scale)).astype("float32")
+
+
+def pin_input_quantization(flatbuffer, scale, zero_point):
+    """``flatbuffer`` with its uint8 input recorded as ``scale`` and ``zero_point``, or unchanged (None) when
+    the input is not uint8 or feeds anything but QUANTIZE.
+
+    The converter gives a uint8 input the scale its calibration images spanned (inputs in [0, 0.9]: 0.9/255, so
+    bytes above 229 clip). The input's only consumer, a QUANTIZE into the int8 graph, requantizes from whatever
+    the input records (TFLite's quantize kernel, uint8 to int8), so pinning the input's scale and zero point to
+    what the bytes mean (1/255 and 0 for a model whose range is [0, 1]) leaves the int8 graph as calibrated.
+    The two values are overwritten in place (same length), so the flatbuffer stays valid."""
+    import struct
+
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:
+        from tensorflow.lite.python import schema_py_generated as schema
+    buffer = bytearray(flatbuffer)
+    model = schema.Model.GetRootAs(buffer, 0)
+    subgraph = model.Subgraphs(0)
+    index = subgraph.Inputs(0)
+    tensor = subgraph.Tensors(index)
+    quantization = tensor.Quantization()
+    consumers = [model.OperatorCodes(subgraph.Operators(i).OpcodeIndex())
+                 for i in range(subgraph.OperatorsLength()) if index in subgraph.Operators(i).InputsAsNumpy()]
+    quantize = schema.BuiltinOperator.QUANTIZE
+    if (tensor.Type() != schema.TensorType.UINT8 or quantization is None or quantization.ScaleLength() != 1
+            or quantization.ZeroPointLength() != 1
+            or not consumers or any(max(c.BuiltinCode(), c.DeprecatedBuiltinCode()) != quantize for c in consumers)):
+        return None
+    table = quantization._tab  # QuantizationParameters: min 4, max 6, scale 8, zero_point 10 (schema.fbs)
+    struct.pack_into("<f", buffer, table.Vector(table.Offset(8)), scale)
+    struct.pack_into("<q", buffer, table.Vector(table.Offset(10)), zero_point)
+    return bytes(buffer)

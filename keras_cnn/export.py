@@ -138,6 +138,9 @@ def to_tflite(model, path, quantization=None, representative_data=None, io_dtype
     stores a float32 scale and an int64 zero point per channel for a kernel and again for its int32 bias, which
     is 7-20% of a small mobile model's int8 file; one scale saves that at some cost in accuracy (README, Export).
     The three files are written together or not at all; existing ones are replaced only with ``overwrite=True``.
+    With MediaPipe installed the ``.tflite`` file also embeds LiteRT metadata (name, normalisation, labels:
+    :mod:`keras_cnn._tflite_metadata`). A uint8 input takes 8-bit pixels unchanged (scale 1/255, zero point 0 for
+    ``preprocessing`` ``{"scale": 1/255, "offset": 0}``) whatever range the calibration images spanned.
     A model whose family registers an int8 form (ShuffleNet v1) is converted to int8 from it
     (:func:`keras_cnn.model.int8_form`: the same weights and function, read from the model's build config; its
     pooled shortcuts otherwise make TFLite clip residual sums).
@@ -151,7 +154,8 @@ def to_tflite(model, path, quantization=None, representative_data=None, io_dtype
         _write_saved_model(int8_form(model) if quantization == "int8" else model, staging)
         converter = _converter(staging, quantization, representative_data, io_dtype, num_calibration_samples,
                                per_channel)
-        flatbuffer = converter.convert()
+        flatbuffer = _finished_flatbuffer(converter.convert(), model, quantization, io_dtype, preprocessing,
+                                          class_names)
         interpreter, runtime = _tflite.interpreter(flatbuffer, delegates=False)  # inspect the ops as written
         if quantization == "int8":
             _check_integer_only(interpreter)
@@ -165,6 +169,40 @@ def to_tflite(model, path, quantization=None, representative_data=None, io_dtype
         contents.append(("\n".join(map(str, class_names)) + "\n").encode())
     _files.write_all(dict(zip(files, contents)), overwrite=overwrite)
     return dataclasses.replace(result, size_bytes=len(flatbuffer))
+
+
+def _finished_flatbuffer(flatbuffer, model, quantization, io_dtype, preprocessing, class_names):
+    """The converter's bytes as they are published: a uint8 input pinned to what 8-bit pixels mean when
+    ``preprocessing`` maps them exactly (:func:`_pixel_quantization`), then the LiteRT metadata embedded
+    (:mod:`keras_cnn._tflite_metadata`; unchanged without MediaPipe). Verification runs on these bytes."""
+    pinned = _pixel_quantization(preprocessing) if io_dtype == "uint8" else None
+    if pinned is not None:
+        flatbuffer = _tflite.pin_input_quantization(flatbuffer, *pinned) or flatbuffer
+    from keras_cnn import __version__, _tflite_metadata
+
+    kind = quantization or "float32"
+    if quantization == "int8":
+        kind += f", {io_dtype} input and output"
+    return _tflite_metadata.embed(
+        flatbuffer, name=model.name, version=__version__, preprocessing=preprocessing, class_names=class_names,
+        description=f"{model.name} image classifier ({kind}) exported by keras_cnn {__version__}.",
+        output=_tflite_metadata.output_description(output_name(model), _classifier_activation(model)))
+
+
+def _pixel_quantization(preprocessing):
+    """``(scale, zero_point)`` of a uint8 input that takes 8-bit pixels unchanged, when ``preprocessing``
+    (``{"scale": s, "offset": o}``, one value for every channel) maps pixel ``p`` to ``p * s + o`` with
+    ``-o / s`` a whole number in 0-255: ``(1 / 255, 0)`` for a model whose range is [0, 1]. Else None."""
+    if not isinstance(preprocessing, dict):
+        return None
+    scale, offset = preprocessing.get("scale"), preprocessing.get("offset", 0.0)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in (scale, offset)) \
+            or not scale > 0:
+        return None
+    zero_point = -offset / scale
+    if not (abs(zero_point - round(zero_point)) < 1e-4 and 0 <= round(zero_point) <= 255):
+        return None
+    return float(scale), int(round(zero_point))
 
 
 def _check_tflite_arguments(model, path, quantization, representative_data, io_dtype, class_names,
@@ -340,7 +378,7 @@ def _write_saved_model(model, directory, record=None):
     """``serving_default``, plus ``serving_uint8`` and ``serving_bytes`` with a preprocessing ``record``.
 
     No ``archive.track(model)``: it would save every Keras variable a second time (under ``variables/`` beside
-    the ``_all_variables/`` the endpoints capture; resnet18: 93.6 MB instead of 46.8), and TF Serving needs
+    the ``_all_variables/`` the endpoints capture, doubling the SavedModel; docs/benchmarks.md), and TF Serving needs
     only the endpoints."""
     function, signature = _serving_function(model)
     archive = keras.export.ExportArchive()
