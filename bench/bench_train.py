@@ -37,7 +37,10 @@ MODELS = {
 # the smallest model all three libraries have: --dry-run's, at 32x32
 DRY_RUN_MODEL = "mobilenet_v3_small"
 PEERS = {**MODELS, DRY_RUN_MODEL: ("MobileNetV3Small", "mobilenet_v3_small", 224)}
-ARMS = ("keras_cnn", "keras.applications", "torchvision")
+# "keras_cnn keras-bn": keras_cnn's model with keras.layers.BatchNormalization (the training path before the fused
+# one of keras_cnn.layers.normalization), an ablation arm asked for with --arms
+ARMS = ("keras_cnn", "keras.applications", "torchvision", "keras_cnn keras-bn")
+DEFAULT_ARMS = ARMS[:3]
 
 
 def _torch():
@@ -120,6 +123,11 @@ def worker(args):
     arms = {}
     if "keras_cnn" in args.arms:
         arms["keras_cnn"] = keras_step(keras_cnn_model(name, size, args.classes), batch, labels, args.jit)
+    if "keras_cnn keras-bn" in args.arms:
+        from bench_peers import _with_keras_batch_norm
+
+        model = _with_keras_batch_norm(keras_cnn_model(name, size, args.classes))
+        arms["keras_cnn keras-bn"] = keras_step(model, batch, labels, args.jit)
     if "keras.applications" in args.arms:
         arms["keras.applications"] = keras_step(applications_model(name, size, args.classes), batch, labels,
                                                 args.jit)
@@ -175,7 +183,7 @@ def parse(argv=None):
     p.add_argument("--rounds", type=int, default=6, help="interleaved rounds (samples per arm)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per arm first")
     p.add_argument("--steps", type=int, default=1, help="optimizer steps per sample")
-    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    p.add_argument("--arms", nargs="+", default=list(DEFAULT_ARMS), choices=ARMS)
     p.add_argument("--jit", action="store_true", help="compile the Keras steps with XLA (jit_compile=True)")
     p.add_argument("--mixed-precision", action="store_true",
                    help="Keras mixed_float16 on a GPU, mixed_bfloat16 on a CPU (the torch arm stays float32)")

@@ -80,7 +80,7 @@ def test_drop_path_drops_whole_samples_and_is_identity_at_inference():
         DropPath(1.0)
 
 
-@pytest.mark.parametrize("scale, center", [(True, True), (False, True)])
+@pytest.mark.parametrize("scale, center", [(True, True), (False, True), (True, False)])
 def test_fused_batch_norm_matches_keras_at_inference_and_in_training(scale, center):
     import tensorflow as tf
 
@@ -96,9 +96,23 @@ def test_fused_batch_norm_matches_keras_at_inference_and_in_training(scale, cent
     for layer in (ours, theirs):
         layer.set_weights(weights)
     np.testing.assert_allclose(ours(x, training=False), theirs(x, training=False), rtol=1e-5, atol=1e-5)
-    # inference is one FusedBatchNormV3 (what grappler folds into the convolution); training is Keras's path
-    graph = tf.function(lambda t: ours(t, training=False)).get_concrete_function(tf.TensorSpec(x.shape)).graph
-    assert "FusedBatchNormV3" in {op.type for op in graph.get_operations()}
-    np.testing.assert_allclose(ours(x, training=True), theirs(x, training=True), rtol=1e-5, atol=1e-5)
+    # inference and training are each one FusedBatchNormV3 (inference: what grappler folds into the convolution)
+    for training in (False, True):
+        graph = tf.function(lambda t, training=training: ours(t, training=training)).get_concrete_function(
+            tf.TensorSpec(x.shape)).graph
+        assert "FusedBatchNormV3" in {op.type for op in graph.get_operations()}, training
+    ours.set_weights(weights)  # tracing training=True updated the moving statistics
+    x = tf.constant(x)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        outputs = [layer(x, training=True) for layer in (ours, theirs)]
+        losses = [tf.reduce_sum(y * y * 0.25 + y * tf.range(7, dtype="float32")) for y in outputs]
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)
+    # the moving statistics move as Keras's (the biased batch variance, not the fused op's unbiased one)
     np.testing.assert_allclose(ours.moving_mean.numpy(), theirs.moving_mean.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ours.moving_variance.numpy(), theirs.moving_variance.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(tape.gradient(losses[0], x), tape.gradient(losses[1], x), rtol=1e-4, atol=1e-5)
+    for mine, keras_grad in zip(tape.gradient(losses[0], ours.trainable_weights),
+                                tape.gradient(losses[1], theirs.trainable_weights)):
+        np.testing.assert_allclose(mine, keras_grad, rtol=1e-4, atol=1e-4)
     assert isinstance(keras.layers.deserialize(keras.layers.serialize(ours)), BatchNormalization)

@@ -45,20 +45,44 @@ class BatchNormalization(keras.layers.BatchNormalization):
     feature map. TensorFlow's ``FusedBatchNormV3`` with ``is_training=False`` computes the same
     ``gamma * (x - mean) / sqrt(variance + epsilon) + beta`` in one pass (and grappler's remapper can fold it
     into a preceding ``Conv2D`` on CPU), so inference runs faster than with Keras's layer
-    (bench/bench_peers.py --keras-bn; docs/benchmarks.md). Training, masks, other ranks, axes or dtypes (mixed
-    precision) and other backends take the Keras path unchanged; weights, config and parameter count are Keras's.
+    (bench/bench_peers.py --keras-bn; docs/benchmarks.md). Training uses the same op with the batch's statistics
+    (``is_training=True``, one op forward and one backward where Keras runs moments, a multiply and an add, each with
+    its gradient) and updates the moving statistics as Keras does. Masks, renorm, synchronized statistics, other
+    ranks, axes or dtypes (mixed precision) and other backends take the Keras path unchanged; weights, config and
+    parameter count are Keras's.
     """
 
     def call(self, inputs, training=None, mask=None):
-        if (training and self.trainable) or mask is not None or not self._fusable(inputs):
+        if mask is not None or not self._fusable(inputs):
             return super().call(inputs, training=training, mask=mask)
-        mean = tf.convert_to_tensor(self.moving_mean)
+        if training and self.trainable:
+            if self.renorm or self.synchronized:
+                return super().call(inputs, training=training, mask=mask)
+            return self._fused_training(inputs)
+        return self._fused(inputs, self.moving_mean, self.moving_variance, is_training=False)[0]
+
+    def _fused(self, inputs, mean, variance, is_training):
+        mean = tf.convert_to_tensor(mean)
+        variance = tf.convert_to_tensor(variance)
+        channels = inputs.shape[-1]
         # scale=False / center=False layers (Inception v3) have no gamma / beta: the fused op needs both
-        scale = tf.convert_to_tensor(self.gamma) if self.scale else tf.ones_like(mean)
-        offset = tf.convert_to_tensor(self.beta) if self.center else tf.zeros_like(mean)
-        outputs, *_ = tf.raw_ops.FusedBatchNormV3(x=inputs, scale=scale, offset=offset, mean=mean,
-                                                   variance=tf.convert_to_tensor(self.moving_variance),
-                                                   epsilon=self.epsilon, is_training=False)
+        scale = tf.convert_to_tensor(self.gamma) if self.scale else tf.ones((channels,), "float32")
+        offset = tf.convert_to_tensor(self.beta) if self.center else tf.zeros((channels,), "float32")
+        outputs, batch_mean, batch_variance, *_ = tf.raw_ops.FusedBatchNormV3(
+            x=inputs, scale=scale, offset=offset, mean=mean, variance=variance, epsilon=self.epsilon,
+            exponential_avg_factor=1.0, is_training=is_training)
+        return outputs, batch_mean, batch_variance
+
+    def _fused_training(self, inputs):
+        """Normalise with the batch's statistics in one op (and its one-op gradient), then update the moving
+        statistics exactly as Keras does: with the biased variance, where the fused op returns the unbiased one."""
+        empty = tf.zeros((0,), "float32")
+        outputs, mean, variance = self._fused(inputs, empty, empty, is_training=True)
+        shape = tf.shape(inputs)
+        count = tf.cast(shape[0] * shape[1] * shape[2], "float32")
+        variance = variance * tf.maximum(count - 1.0, 0.0) / count
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
         return outputs
 
     def _fusable(self, inputs):
