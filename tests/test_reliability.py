@@ -423,7 +423,8 @@ FLAGS = [
     (["frobnicate"], ["usage: keras-cnn COMMAND", "command must be one of train, evaluate", "received 'frobnicate'"]),
     (["train", "--data", "imagenet"],
      ["--data must be 'digits', 'folder:PATH' or 'tfds:NAME[:SPLIT]'; received 'imagenet'"]),
-    (["train", "--model", "lenet6"], ["Unknown model name 'lenet6'. Closest: lenet5"]),
+    (["train", "--model", "lenet6"], ["argument --model: not a registered model name (keras-cnn list): 'lenet6'; "
+                                      "closest: lenet5"]),
     (["train", "--option", "pool"], ["--option must be KEY=VALUE; received 'pool'"]),
     (["train", "--option", "wings=2", "--limit", "20"],
      ["--option wings=2: Unknown option(s) 'wings' for model 'lenet5'; its options are: activation, pool"]),
