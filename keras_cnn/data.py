@@ -426,45 +426,30 @@ def _resize_rule(files, sizes, image_size):
 
 
 def _counted(batches, prepare, files, shape, where):
-    """``batches`` mapped by ``prepare`` and counted (:class:`_Pass`); an empty last element, filtered out,
-    ends each pass. The batches themselves pass through no extra stage."""
+    """``batches`` mapped by ``prepare`` and counted in the graph (``Dataset.scan``, whose state starts at zero on
+    every pass): a marker after the last batch compares the pass's count with ``len(files)`` and, only when files
+    were lost, calls Python once to name them (:func:`_name_undecodable`); the marker is then filtered out."""
     import tensorflow as tf
 
-    counter = _Pass(files, where)
+    total = tf.constant(len(files), tf.int64)
+    marker = tf.data.Dataset.from_tensors((tf.zeros((0, *shape), tf.float32), tf.zeros((0,), tf.int64), True))
+    flagged = batches.map(lambda images, labels: (prepare(images), labels, False),
+                          num_parallel_calls=tf.data.AUTOTUNE).concatenate(marker)
 
-    def counted(images, labels):
-        added = tf.py_function(counter.add, [tf.size(labels)], tf.int32)
-        with tf.control_dependencies([added]):
-            return prepare(images), tf.identity(labels)
+    def count(seen, element):
+        images, labels, last = element
+        seen += tf.size(labels, tf.int64)
+        return seen, (images, labels, last, seen)
 
-    def ended(images, labels):
-        return tf.ensure_shape(tf.py_function(counter.end, [], tf.bool), ())
+    def warn(seen):
+        return tf.py_function(lambda n: _name_undecodable(files, int(n), where), [seen], tf.bool)
 
-    last = tf.data.Dataset.from_tensors((tf.zeros((0, *shape), tf.float32), tf.zeros((0,), tf.int64))).filter(ended)
-    return batches.map(counted, num_parallel_calls=tf.data.AUTOTUNE).concatenate(last)
+    def keep(images, labels, last, seen):
+        return tf.cond(last, lambda: tf.cond(seen < total, lambda: warn(seen), lambda: tf.constant(False)),
+                       lambda: tf.constant(True))
 
-
-class _Pass:
-    """The images through a :func:`decoded` dataset, counted in Python (``tf.py_function``, once per batch and
-    once at the end of a pass). A pass is what came since the previous end: a pass given up half-way adds its
-    images to the next one (which can then hide a loss, never invent one)."""
-
-    def __init__(self, files, where):
-        import threading
-
-        self.files, self.where, self.seen, self.ended = files, where, 0, 0
-        self.lock = threading.Lock()  # tf.data runs the batches' calls in several threads
-
-    def add(self, count):
-        count = int(count)  # reads the tensor: may let another thread run, so before taking the lock
-        with self.lock:
-            self.seen += count
-        return count
-
-    def end(self):
-        with self.lock:
-            seen, self.ended = self.seen - self.ended, self.seen
-        return _name_undecodable(self.files, seen, self.where)
+    counted = flagged.scan(tf.constant(0, tf.int64), count).filter(keep)
+    return counted.map(lambda images, labels, last, seen: (images, labels))
 
 
 _NAMED = {}  # (where, files) -> the Skipped list found once, so a later pass does not decode everything again

@@ -58,9 +58,7 @@ class ConcatBNReLUConv(keras.layers.Layer):
         """The part that is recomputed: normalise with the batch statistics, which are returned as well."""
         x = self._concat(inputs)
         x = keras.ops.cast(x, keras.backend.result_type(x.dtype, "float32"))  # BN statistics in float32
-        mean, variance = keras.ops.moments(x, axes=(0, 1, 2))
-        x = keras.ops.batch_normalization(x, mean, variance, axis=-1, offset=self.bn.beta, scale=self.bn.gamma,
-                                          epsilon=self.epsilon)
+        x, mean, variance = self.bn.normalize_with_batch_statistics(x)  # what the plain model's BN computes
         x = keras.ops.cast(keras.ops.relu(x), self.compute_dtype)
         return self.conv(x), mean, variance
 

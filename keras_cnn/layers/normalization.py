@@ -75,15 +75,29 @@ class BatchNormalization(keras.layers.BatchNormalization):
 
     def _fused_training(self, inputs):
         """Normalise with the batch's statistics in one op (and its one-op gradient), then update the moving
-        statistics exactly as Keras does: with the biased variance, where the fused op returns the unbiased one."""
+        statistics exactly as Keras does."""
+        outputs, mean, variance = self.normalize_with_batch_statistics(inputs)
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        return outputs
+
+    def normalize_with_batch_statistics(self, inputs):
+        """``(outputs, mean, variance)``: ``inputs`` normalised with their own statistics (biased variance, as
+        Keras's moving statistics take it); the moving statistics are not touched. Fused for 4-D float32
+        channels-last maps, Keras's moments otherwise. Also what :class:`ConcatBNReLUConv` recomputes, so the
+        memory-efficient DenseNet computes what the plain one does."""
+        if not self._fusable(inputs) or self.renorm or self.synchronized:
+            axes = [i for i in range(len(inputs.shape)) if i != self.axis % len(inputs.shape)]
+            mean, variance = keras.ops.moments(inputs, axes=axes)
+            outputs = keras.ops.batch_normalization(inputs, mean, variance, axis=self.axis, offset=self.beta,
+                                                    scale=self.gamma, epsilon=self.epsilon)
+            return outputs, mean, variance
         empty = tf.zeros((0,), "float32")
         outputs, mean, variance = self._fused(inputs, empty, empty, is_training=True)
         shape = tf.shape(inputs)
         count = tf.cast(shape[0] * shape[1] * shape[2], "float32")
-        variance = variance * tf.maximum(count - 1.0, 0.0) / count
-        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
-        return outputs
+        # the fused op returns the unbiased (Bessel-corrected) variance
+        return outputs, mean, variance * tf.maximum(count - 1.0, 0.0) / count
 
     def _fusable(self, inputs):
         return (keras.backend.backend() == "tensorflow" and len(inputs.shape) == 4
