@@ -350,3 +350,28 @@ def test_ctrl_c_during_training_says_where_the_backup_is_and_how_to_resume(tmp_p
         f"epoch(s) is in {backup}; the same command resumes from it; resume with: keras-cnn train --model " \
         f"lenet5" in last and last.endswith("--verbose 2")
     assert (backup / "training_metadata.json").is_file()
+
+
+def test_ctrl_c_in_fit_is_raised_at_the_next_batch_end_and_twice_at_once():
+    """A SIGINT that lands inside a finaliser or a tf.data callback would be lost ("Exception ignored"); the train
+    command's callback holds it until the batch ends, and a second one interrupts at once."""
+    from keras_cnn.app.fit_callbacks import InterruptBetweenBatches
+
+    default = signal.getsignal(signal.SIGINT)
+    callback = InterruptBetweenBatches()
+    callback.on_train_begin()
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)  # delivered: held, not raised
+        with pytest.raises(KeyboardInterrupt):
+            callback.on_train_batch_end(0)
+        assert signal.getsignal(signal.SIGINT) is default
+        callback.on_train_begin()
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)
+    finally:
+        callback.restore()
+    assert signal.getsignal(signal.SIGINT) is default

@@ -41,6 +41,54 @@ class ValidationMetrics(ClassificationMetrics):
         super().set_model(main)
 
 
+class InterruptBetweenBatches(keras.callbacks.Callback):
+    """Ctrl-C (SIGINT) during ``fit`` raises ``KeyboardInterrupt`` at the next batch end, in Keras's loop.
+
+    Python raises it wherever the main thread is when the signal lands; inside a finaliser, a weakref or a
+    ``tf.data`` callback it is printed as "Exception ignored" and lost, and the run goes on (seen in CI: a
+    100000-epoch run kept training after its SIGINT). Between batches nothing is half-written: the epoch's
+    backup is whole. A second Ctrl-C raises at once; outside ``fit`` (or in the main thread's absence) the
+    default handler stays."""
+
+    def __init__(self):
+        super().__init__()
+        self._previous = None
+        self._pending = False
+
+    def on_train_begin(self, logs=None):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._pending = False
+            self._previous = signal.signal(signal.SIGINT, self._defer)
+
+    def _defer(self, signum, frame):
+        if self._pending:  # asked twice: stop now
+            raise KeyboardInterrupt
+        self._pending = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._pending:
+            self.restore()
+            raise KeyboardInterrupt
+
+    on_test_batch_end = on_train_batch_end  # validation takes a while too
+
+    def on_train_end(self, logs=None):
+        self.restore()
+        if self._pending:
+            raise KeyboardInterrupt
+
+    def restore(self):
+        """Put the previous SIGINT handler back (also after ``fit`` raised)."""
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
 class ProgressFile(keras.callbacks.Callback):
     """Writes ``{"epoch", "batch", "time"}`` to a JSON file after every batch (atomically): a heartbeat that
     schedulers, dashboards and the resume test read to know how far training is."""

@@ -552,9 +552,13 @@ def _fit_phase(config, run, model, data, steps, phase, hand_over):
                       **recipes.compile_kwargs(model, config.label_smoothing, config.aux_weight))
         if hand_over and run.chief:
             fit_callbacks.hand_over_backup(model, run.files.backup)
-    history = model.fit(train, validation_data=validation, initial_epoch=max(run.resume_from, phase.first),
-                        epochs=phase.stop, callbacks=_callbacks(config, run, model, phase),
-                        verbose=_verbose(config), shuffle=False)
+    interrupt = fit_callbacks.InterruptBetweenBatches()
+    try:
+        history = model.fit(train, validation_data=validation, initial_epoch=max(run.resume_from, phase.first),
+                            epochs=phase.stop, callbacks=[*_callbacks(config, run, model, phase), interrupt],
+                            verbose=_verbose(config), shuffle=False)
+    finally:
+        interrupt.restore()
     return history, model.optimizer
 
 
