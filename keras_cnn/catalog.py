@@ -28,9 +28,15 @@ def check_name(name, flag="--model"):
     raise ValueError(f"{flag} must be a registered model name (keras-cnn list); received {name!r}{closest(key)}")
 
 
+def close_names(name, names=MODELS):
+    """Up to five of ``names`` (default: the registered ones) nearest ``name``, nearest first: the one rule
+    behind every "closest:" of an unknown model name (here and in :func:`keras_cnn.registry.get`)."""
+    return difflib.get_close_matches(name.lower(), names, n=5, cutoff=0.5)
+
+
 def closest(name):
     """``"; closest: a, b"`` for the registered names nearest ``name``, or ``""``."""
-    close = difflib.get_close_matches(name.lower(), MODELS, n=5, cutoff=0.5)
+    close = close_names(name)
     return f"; closest: {', '.join(close)}" if close else ""
 
 

@@ -12,12 +12,11 @@ input tensor and the shared :class:`keras_cnn._head.Head`, and ends with one of 
 """
 
 import dataclasses
-import difflib
 import fnmatch
 import inspect
 from typing import Any, Callable, Mapping
 
-from keras_cnn import _head
+from keras_cnn import _head, catalog
 
 _REGISTRY = {}
 
@@ -101,7 +100,7 @@ def get(name):
         raise TypeError(f"name must be a model name string (see keras_cnn.list_models()); received {name!r}.")
     key = name.lower()
     if key not in _registered():
-        close = difflib.get_close_matches(key, _REGISTRY, n=5, cutoff=0.5)
+        close = catalog.close_names(key, _REGISTRY)
         hint = f" Closest: {', '.join(close)}." if close else ""
         raise ValueError(f"Unknown model name {name!r}.{hint} See keras_cnn.list_models() for all names.")
     return _REGISTRY[key]
