@@ -3,6 +3,7 @@ of ``digits``, ``folder:PATH`` and ``tfds:NAME[:SPLIT]``. ``digits`` is real dat
 scikit-learn, so it works offline. Folders are decoded in parallel on ``tf.data``, once per file
 (``bench/bench_data.py`` compares them with ``keras.utils.image_dataset_from_directory``)."""
 
+import io
 import os
 import warnings
 from typing import NamedTuple
@@ -311,27 +312,27 @@ def _folder(path, image_size, channels, limit, max_pixels=None):
 
 def decode_all(files, labels, image_size, channels, *, sizes=None, where="folder", warn=True):
     """``(x, y, skipped)``: every decodable file of ``files`` as float32 in [0, 1] at ``image_size`` (a
-    ``tf.Tensor``, from one parallel ``tf.data`` pass; pixels as :func:`decoded`), its label (NumPy), and the
-    :class:`keras_cnn._images.Skipped` files TensorFlow could not decode, named in a warning."""
+    ``tf.Tensor``, from one parallel ``tf.data`` pass: :func:`_batches`; pixels as :func:`decoded`), its label
+    (NumPy), and the :class:`keras_cnn._images.Skipped` files TensorFlow could not decode, named in a warning."""
     import tensorflow as tf
 
     files = list(files)
-    resize = _resize_rule(files, sizes, tuple(image_size))
-    triples = tf.data.Dataset.from_tensor_slices((tf.constant(files, tf.string), np.asarray(labels, dtype="int64"),
-                                                  np.arange(len(files))))
-    images = triples.map(lambda file, label, index: (_per_image(file, image_size, channels, resize), label, index),
-                         num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
     # read to the end (an iterator left open waits for its threads), join the (often uint8) batches, then one
     # scaling op over all of them
-    parts = list(images.batch(256, num_parallel_calls=tf.data.AUTOTUNE))
+    parts = list(_batches(files, labels, image_size, channels, sizes=sizes, batch_size=256, where=where,
+                          warn=False, planned_count=False))
     if not parts:
-        x, y, kept = tf.zeros((0, *image_size, channels)), np.zeros((0,), "int64"), set()
+        x, y, kept = tf.zeros((0, *image_size, channels)), np.zeros((0,), "int64"), np.zeros((0,), "int64")
     else:
         x = _per_batch(tf.concat([part[0] for part in parts], 0), channels)
         y = np.concatenate([part[1].numpy() for part in parts])
-        kept = set(np.concatenate([part[2].numpy() for part in parts]).tolist())
+        kept = np.concatenate([part[2].numpy() for part in parts])
+    if len(kept) < len(files):  # a recovered batch comes last: back to file order
+        order = np.argsort(kept, kind="stable")
+        x, y, kept = tf.gather(x, order), y[order], kept[order]
+    lost = sorted(set(range(len(files))) - set(kept.tolist()))
     skipped = [_images.Skipped(files[i], _images.decode_problem(files[i]) or "TensorFlow could not decode it")
-               for i in range(len(files)) if i not in kept]
+               for i in lost]
     if skipped and warn:
         warnings.warn(f"{where}: skipped {len(skipped)} file(s) TensorFlow could not decode: "
                       f"{_images.name_skipped(skipped)}.", stacklevel=2)
@@ -347,43 +348,160 @@ def _arrays(batches):
     return np.concatenate(images), np.concatenate(labels)
 
 
-COUNTED_BATCH = 64  # decoded() counts the images that came through a pass in batches of this many
+COUNTED_BATCH = 64  # decoded() without a batch_size decodes and checks in batches of this many
 
 
 def decoded(files, labels, image_size, channels, *, sizes=None, shuffle_seed=None, batch_size=None,
             drop_remainder=False, where="folder"):
     """``tf.data.Dataset`` of ``(float32 image in [0, 1] at image_size, int64 label)`` of image files, decoded
-    and resized in parallel (``num_parallel_calls=AUTOTUNE``) in file order, or reshuffled every pass with
-    ``shuffle_seed`` (the file names are shuffled, not the decoded images, so the buffer costs nothing); batches
-    of ``batch_size`` when given.
+    and resized in parallel in file order, or reshuffled every pass with ``shuffle_seed`` (the file names are
+    shuffled, not the decoded images, so the buffer costs nothing); batches of ``batch_size`` when given.
 
     Pixels as :func:`keras_cnn._images.decode_image`; ``sizes`` (each file's ``(height, width)`` from its header)
     let every image skip or take the resize without a per-image branch. A file TensorFlow cannot decode
     (truncated, corrupt) is dropped, not an error in the middle of an epoch, and the pass that dropped it ends
-    with a warning naming each such file and why (found then, by :func:`scan_folder`'s decoding check, only on
-    a pass that lost files): every file is decoded once, as Keras's loader does. List the files with
-    :func:`scan_folder` (``decode=False`` at least), which refuses over-limit files unread.
+    with a warning naming each such file (:func:`_batches`): every file is decoded once per pass, as Keras's
+    loader does. List the files with :func:`scan_folder` (``decode=False`` at least), which refuses over-limit
+    files unread.
+    """
+    import tensorflow as tf
+
+    files = list(files)
+    batches = _batches(files, labels, image_size, channels, sizes=sizes, shuffle_seed=shuffle_seed,
+                       batch_size=batch_size or COUNTED_BATCH, drop_remainder=drop_remainder, where=where)
+    shape = (batch_size if drop_remainder else None, *image_size, channels)
+    batches = batches.map(lambda x, y, index: (tf.ensure_shape(_per_batch(x, channels), shape), y),
+                          num_parallel_calls=tf.data.AUTOTUNE)
+    if batch_size is None:
+        return batches.unbatch()
+    # Keras's fit reads the number of batches from the cardinality (ignore_errors leaves it unknown): a dropped
+    # file changes it only when it empties the last batch, an error after the warning naming it
+    expected = len(files) // batch_size if drop_remainder else -(-len(files) // batch_size)
+    return batches.apply(tf.data.experimental.assert_cardinality(expected))
+
+
+def _decoders():
+    """How many files a folder pipeline decodes at once: twice the usable cores, fixed. ``AUTOTUNE`` starts
+    every iterator (every epoch) from little parallelism and models the pipeline on a core of its own; on two
+    cores that cost 10-25% of a pass over 2,000 PNGs (``bench/bench_data.py``). Twice the cores keeps the cores
+    busy while files are read."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    return max(2, 2 * cores)
+
+
+def _batches(files, labels, image_size, channels, *, sizes, batch_size, shuffle_seed=None, drop_remainder=False,
+             where="folder", warn=True, planned_count=True):
+    """Batches of ``(pixels as _per_image gives them, label, index into files)``: every decodable file once per
+    pass, in ``-(-len(files) // batch_size)`` batches (``len(files) // batch_size`` full ones with
+    ``drop_remainder``) as long as enough files decode, so the cardinality Keras reads holds; else an error
+    naming the broken files at the end of the pass (without ``planned_count``, fewer batches).
+
+    The decoding map is followed at once by ``batch`` so that tf.data fuses them (an ``ignore_errors`` between
+    them costs ~10% of a pass): a file TensorFlow cannot decode fails its whole batch, which ``ignore_errors``
+    drops. A ``scan`` marks the files that came through; at the short last batch or the markers after it, the
+    lost files are decoded again one by one in Python (:func:`_recover`: the lost batches' good files come back,
+    the broken ones are named in a warning) and handed out one batch per marker, sized so that the pass keeps
+    its batch count (one batch is then short) when enough files decode.
     """
     import tensorflow as tf
 
     files, labels = list(files), np.asarray(labels, dtype="int64")
     resize = _resize_rule(files, sizes, tuple(image_size))
-    pairs = tf.data.Dataset.from_tensor_slices((tf.constant(files, tf.string), labels))
+    shape = (*image_size, channels)
+    planned = len(files) // batch_size if drop_remainder else -(-len(files) // batch_size)
+    needed = (planned * batch_size if drop_remainder else planned) if planned_count else 0  # images to fill them
+
+    def one(file, label, index):
+        return _per_image(file, image_size, channels, resize), label, index
+
+    triples = tf.data.Dataset.from_tensor_slices((tf.constant(files, tf.string), labels,
+                                                  np.arange(len(files), dtype="int64")))
     if shuffle_seed is not None:
-        pairs = pairs.shuffle(max(1, len(files)), seed=shuffle_seed, reshuffle_each_iteration=True)
-    images = pairs.map(lambda file, label: (_per_image(file, image_size, channels, resize), label),
-                       num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
-    batches = _counted(images.batch(batch_size or COUNTED_BATCH, num_parallel_calls=tf.data.AUTOTUNE),
-                       lambda x: _per_batch(x, channels), files, (*image_size, channels), where)
-    if batch_size is None:
-        return batches.unbatch()
-    if drop_remainder:  # after counting, so the last, short batch still counts
-        batches = batches.filter(lambda x, y: tf.shape(y)[0] == batch_size).map(
-            lambda x, y: (tf.ensure_shape(x, (batch_size, *image_size, channels)), tf.ensure_shape(y, (batch_size,))))
-    # Keras's fit reads the number of batches from the cardinality (ignore_errors and filter leave it unknown):
-    # a dropped file changes it only when it empties the last batch, an error after the warning naming it
-    expected = len(files) // batch_size if drop_remainder else -(-len(files) // batch_size)
-    return batches.apply(tf.data.experimental.assert_cardinality(expected))
+        triples = triples.shuffle(max(1, len(files)), seed=shuffle_seed, reshuffle_each_iteration=True)
+    plain = tf.autograph.experimental.do_not_convert  # no Python control flow on tensors here to convert
+    batches = triples.map(plain(one), num_parallel_calls=_decoders()).batch(batch_size).ignore_errors()
+    dtype = batches.element_spec[0].dtype
+    empty = (tf.zeros((0, *shape), dtype), tf.zeros((0,), tf.int64), tf.zeros((0,), tf.int64))
+    hand_out = _HandOut(files, labels, one, where, warn, needed, planned, batch_size, drop_remainder)
+
+    def at_the_end(state, batch):  # the short last batch, or a marker
+        types = (dtype, tf.int64, tf.int64, tf.string, tf.int64, tf.bool)
+        *piece, held, emitted, recovered = tf.py_function(hand_out, [*batch, *state], types)
+        piece = tuple(tf.ensure_shape(part, (None, *spec.shape[1:])) for part, spec in zip(piece, empty))
+        return (state[0], tf.ensure_shape(held, ()), tf.ensure_shape(emitted, ()), tf.ensure_shape(recovered, ())), \
+            piece
+
+    def step(state, batch):
+        seen = tf.tensor_scatter_nd_update(state[0], batch[2][:, None], tf.ones_like(batch[2], tf.bool))
+        state = (seen, *state[1:])
+        full = tf.equal(tf.size(batch[2], tf.int64), batch_size)
+        return tf.cond(full, lambda: ((seen, state[1], state[2] + 1, state[3]), batch),
+                       lambda: at_the_end(state, batch))
+
+    # what is held back lives serialised in one scalar: a state that changed shape would be traced twice
+    start = (tf.zeros((len(files),), tf.bool), tf.constant(b""), tf.constant(0, tf.int64), tf.constant(False))
+    markers = tf.data.Dataset.from_tensors(empty).repeat()  # as many as the hand-outs need; the pass ends at an
+    # empty batch, which comes only after the pass's last batch
+    counted = batches.concatenate(markers).scan(start, plain(step))
+    return counted.take_while(plain(lambda images, labels, indices: tf.size(indices) > 0))
+
+
+class _HandOut:
+    """:func:`_batches`' end of a pass, in Python (a few calls a pass; traced as one op): the short last batch
+    or a marker joins what is held back, with the lost files decoded again (:func:`_recover`) the first time a
+    loss shows; one batch of that is handed out: full ones first, leaving a row for each batch still owed to
+    the pass. Nothing owed, or nothing left: an empty batch, which ends the pass."""
+
+    def __init__(self, files, labels, one, where, warn, needed, planned, batch_size, drop_remainder):
+        self.files, self.labels, self.one, self.where, self.warn = files, labels, one, where, warn
+        self.needed, self.planned, self.batch_size, self.drop_remainder = needed, planned, batch_size, drop_remainder
+
+    def __call__(self, images, labels, indices, seen, held, emitted, recovered):
+        parts = [images.numpy(), labels.numpy(), indices.numpy()]
+        if held.numpy():
+            with np.load(io.BytesIO(held.numpy()), allow_pickle=False) as stored:
+                parts = [np.concatenate([stored[f"arr_{i}"], p]) for i, p in enumerate(parts)]
+        seen, recovered = seen.numpy(), bool(recovered.numpy())
+        if not recovered and not seen.all():
+            back = _recover(self.files, self.labels, np.flatnonzero(~seen), self.one, self.where, self.warn,
+                            parts[0].shape[1:], parts[0].dtype, self.needed)
+            parts, recovered = [np.concatenate([p, r]) for p, r in zip(parts, back)], True
+        rows, wanted, size = len(parts[1]), self.planned - int(emitted.numpy()), self.batch_size
+        if wanted <= 0 or rows == 0 or (self.drop_remainder and rows < size):
+            take = 0
+        else:
+            take = size if self.drop_remainder else min(size, max(1, rows - (wanted - 1)))
+        left = io.BytesIO()
+        if rows > take:
+            np.savez(left, *(p[take:] for p in parts))
+        return (*(p[:take] for p in parts), left.getvalue(), int(emitted.numpy()) + (take > 0), recovered)
+
+
+def _recover(files, labels, indices, one, where, warn, shape, dtype, needed):
+    """The files of ``indices`` (lost with their batch) decoded one by one: ``(pixels, labels, indices)`` of
+    those that decode, and a warning naming those that do not; an error naming them when the files left cannot
+    fill the pass's planned batches (``needed`` images), which Keras would otherwise meet as a short epoch."""
+    import tensorflow as tf
+
+    images, kept, broken = [], [], []
+    for index in indices.tolist():
+        try:
+            images.append(one(tf.constant(files[index]), labels[index], index)[0].numpy())
+            kept.append(index)
+        except _images._decode_errors() as error:
+            broken.append(_images.Skipped(files[index], _images._corrupt(error)))
+    named = f"{len(broken)} file(s) TensorFlow could not decode: {_images.name_skipped(broken)}"
+    if len(files) - len(broken) < needed:
+        raise ValueError(f"{where}: {named}; the {len(files) - len(broken)} left cannot fill the batches planned "
+                         f"from the {len(files)} files listed ({needed} images). Remove or repair the files, or "
+                         f"list the folder with keras_cnn.data.scan_folder (decode=True skips them up front).")
+    if broken and warn:
+        warnings.warn(f"{where}: skipped {named}.", stacklevel=2)
+    pixels = np.stack(images) if images else np.zeros((0, *shape), dtype)
+    return pixels, labels[kept], np.asarray(kept, dtype="int64")
 
 
 def _per_image(file, image_size, channels, resize):
@@ -423,50 +541,6 @@ def _resize_rule(files, sizes, image_size):
         return None
     same = {tuple(size) == image_size for size in sizes}
     return None if len(same) != 1 else not same.pop()
-
-
-def _counted(batches, prepare, files, shape, where):
-    """``batches`` mapped by ``prepare`` and counted in the graph (``Dataset.scan``, whose state starts at zero on
-    every pass): a marker after the last batch compares the pass's count with ``len(files)`` and, only when files
-    were lost, calls Python once to name them (:func:`_name_undecodable`); the marker is then filtered out."""
-    import tensorflow as tf
-
-    total = tf.constant(len(files), tf.int64)
-    marker = tf.data.Dataset.from_tensors((tf.zeros((0, *shape), tf.float32), tf.zeros((0,), tf.int64), True))
-    flagged = batches.map(lambda images, labels: (prepare(images), labels, False),
-                          num_parallel_calls=tf.data.AUTOTUNE).concatenate(marker)
-
-    def count(seen, element):
-        images, labels, last = element
-        seen += tf.size(labels, tf.int64)
-        return seen, (images, labels, last, seen)
-
-    def warn(seen):
-        return tf.py_function(lambda n: _name_undecodable(files, int(n), where), [seen], tf.bool)
-
-    def keep(images, labels, last, seen):
-        return tf.cond(last, lambda: tf.cond(seen < total, lambda: warn(seen), lambda: tf.constant(False)),
-                       lambda: tf.constant(True))
-
-    counted = flagged.scan(tf.constant(0, tf.int64), count).filter(keep)
-    return counted.map(lambda images, labels, last, seen: (images, labels))
-
-
-_NAMED = {}  # (where, files) -> the Skipped list found once, so a later pass does not decode everything again
-
-
-def _name_undecodable(files, seen, where):
-    """Warn naming the files of ``files`` that TensorFlow cannot decode, when fewer than all (``seen``) came
-    through a pass; False (the marker batch is dropped)."""
-    if seen < len(files):
-        key = (where, tuple(files))
-        if key not in _NAMED:
-            _NAMED[key] = _unusable(files, max_pixels=2 ** 62, workers=8)[0]
-        broken = _NAMED[key]
-        warnings.warn(f"{where}: skipped {len(files) - seen} file(s) TensorFlow could not decode: "
-                      f"{_images.name_skipped(broken) if broken else 'none found on a second look'}.",
-                      stacklevel=2)
-    return False
 
 
 def tfds_dataset(name, split, *, data_dir=None, download=False):

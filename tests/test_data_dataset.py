@@ -219,7 +219,13 @@ def test_dataset_skips_and_names_unreadable_files(damaged):
         x, y = batches(result)  # the pass that reaches the truncated file names it, and goes on
     message = str(decoded[0].message)
     assert f"{damaged / 'class1' / 'truncated.png'} (corrupt or not a BMP, GIF, JPEG or PNG image" in message
-    assert x.shape == (12, 16, 16, 1) and y.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    # the batch that held the truncated file comes back, less that file, at the end of the pass
+    assert x.shape == (12, 16, 16, 1) and y.tolist() == [0] * 4 + [1] + [2] * 3 + [1] * 3 + [2]
+    with pytest.warns(UserWarning, match="truncated.png"):
+        expected_x, expected_y, _ = data.load_images(f"folder:{damaged}", image_size=(16, 16), channels=1)
+    assert expected_y.tolist() == [0] * 4 + [1] * 4 + [2] * 4  # load_images keeps the files' order
+    assert sorted((int(label), image.tobytes()) for image, label in zip(x, y)) == \
+        sorted((int(label), image.tobytes()) for image, label in zip(expected_x, expected_y))
     with pytest.warns(UserWarning, match="truncated.png"):
         assert len(batches(result)[1]) == 12  # every pass that loses it says so
 
@@ -293,3 +299,48 @@ def test_a_clean_folder_never_warns_however_the_batches_interleave(tmp_path, rec
                           shuffle=True)
     assert all(len(batches(result)[1]) == 120 for _ in range(6))
     assert not [w for w in recwarn if "could not decode" in str(w.message)]
+
+
+@pytest.mark.parametrize("drop_remainder", [False, True])
+def test_a_shuffled_pass_returns_every_good_file_once_beside_a_broken_one(tmp_path, drop_remainder):
+    """A broken file fails its whole (fused) decode-and-batch step; its batch-mates come back at the end of the
+    pass, which keeps its batch count (one batch is then short), on every pass and in every order."""
+    for label in range(2):
+        for index in range(10):
+            png(tmp_path / "f" / f"k{label}" / f"{index}.png", "RGB", (8, 8), seed=label * 100 + index)
+    whole = (tmp_path / "f" / "k0" / "0.png").read_bytes()
+    (tmp_path / "f" / "k0" / "cut.png").write_bytes(whole[:len(whole) // 2])
+    result = data.dataset(f"folder:{tmp_path / 'f'}", split="all", image_size=(8, 8), channels=3, batch_size=4,
+                          shuffle=True, drop_remainder=drop_remainder)
+    planned = 5 if drop_remainder else 6  # 21 files listed: 21 // 4 or -(-21 // 4) batches, which Keras reads
+    assert int(result.cardinality()) == planned
+    orders = set()
+    for _ in range(3):
+        with pytest.warns(UserWarning, match="cut.png"):
+            sizes, pixels = zip(*[(len(y), x.numpy()) for x, y in result])
+        assert len(sizes) == planned and sum(sizes) == 20 and max(sizes) == 4 and min(sizes) >= 1
+        assert not drop_remainder or set(sizes) == {4}
+        images = np.concatenate(pixels)
+        assert len({image.tobytes() for image in images}) == 20  # each good file once
+        orders.add(images.tobytes())
+    assert len(orders) > 1  # reshuffled every pass
+
+
+def test_too_few_decodable_files_for_the_planned_batches_is_an_error_naming_them(tmp_path):
+    """drop_remainder=True plans len(files) // batch_size full batches from the listing; broken files that leave
+    too few images end the pass with an error naming them (Keras would meet a short epoch); load_images and the
+    in-memory path take what decodes."""
+    import tensorflow as tf
+
+    for index in range(6):
+        png(tmp_path / "f" / f"k{index % 2}" / f"{index}.png", "RGB", (8, 8), seed=index)
+    whole = (tmp_path / "f" / "k0" / "0.png").read_bytes()
+    for index in range(2):
+        (tmp_path / "f" / f"k{index}" / f"cut{index}.png").write_bytes(whole[:len(whole) // 2])
+    result = data.dataset(f"folder:{tmp_path / 'f'}", split="all", image_size=(8, 8), channels=3, batch_size=4,
+                          drop_remainder=True)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="cut0.png.*cut1.png.*the 6 left cannot fill"):
+        list(result)
+    with pytest.warns(UserWarning, match="skipped 2 file"):
+        x, y, _ = data.load_images(f"folder:{tmp_path / 'f'}", image_size=(8, 8), channels=3)
+    assert x.shape == (6, 8, 8, 3)
