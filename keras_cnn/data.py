@@ -319,20 +319,18 @@ def decode_all(files, labels, image_size, channels, *, sizes=None, where="folder
     files = list(files)
     # read to the end (an iterator left open waits for its threads), join the (often uint8) batches, then one
     # scaling op over all of them
+    skipped = []  # the files the pass could not decode, in file order (_recover runs once a pass, in index order)
     parts = list(_batches(files, labels, image_size, channels, sizes=sizes, batch_size=256, where=where,
-                          warn=False, planned_count=False))
+                          report=skipped.extend, planned_count=False))
     if not parts:
         x, y, kept = tf.zeros((0, *image_size, channels)), np.zeros((0,), "int64"), np.zeros((0,), "int64")
     else:
         x = _per_batch(tf.concat([part[0] for part in parts], 0), channels)
         y = np.concatenate([part[1].numpy() for part in parts])
         kept = np.concatenate([part[2].numpy() for part in parts])
-    if len(kept) < len(files):  # a recovered batch comes last: back to file order
-        order = np.argsort(kept, kind="stable")
-        x, y, kept = tf.gather(x, order), y[order], kept[order]
-    lost = sorted(set(range(len(files))) - set(kept.tolist()))
-    skipped = [_images.Skipped(files[i], _images.decode_problem(files[i]) or "TensorFlow could not decode it")
-               for i in lost]
+    if np.any(np.diff(kept) < 0):  # a recovered batch comes last (even when every file came back): file order
+        order = np.argsort(kept)
+        x, y = tf.gather(x, order), y[order]
     if skipped and warn:
         warnings.warn(f"{where}: skipped {len(skipped)} file(s) TensorFlow could not decode: "
                       f"{_images.name_skipped(skipped)}.", stacklevel=2)
@@ -374,8 +372,8 @@ def decoded(files, labels, image_size, channels, *, sizes=None, shuffle_seed=Non
                           num_parallel_calls=tf.data.AUTOTUNE)
     if batch_size is None:
         return batches.unbatch()
-    # Keras's fit reads the number of batches from the cardinality (ignore_errors leaves it unknown): a dropped
-    # file changes it only when it empties the last batch, an error after the warning naming it
+    # Keras's fit reads the number of batches from the cardinality (ignore_errors leaves it unknown); _batches
+    # keeps it on every pass that has enough decodable files, and ends any other pass with an error naming them
     expected = len(files) // batch_size if drop_remainder else -(-len(files) // batch_size)
     return batches.apply(tf.data.experimental.assert_cardinality(expected))
 
@@ -393,11 +391,12 @@ def _decoders():
 
 
 def _batches(files, labels, image_size, channels, *, sizes, batch_size, shuffle_seed=None, drop_remainder=False,
-             where="folder", warn=True, planned_count=True):
+             where="folder", report=None, planned_count=True):
     """Batches of ``(pixels as _per_image gives them, label, index into files)``: every decodable file once per
     pass, in ``-(-len(files) // batch_size)`` batches (``len(files) // batch_size`` full ones with
     ``drop_remainder``) as long as enough files decode, so the cardinality Keras reads holds; else an error
-    naming the broken files at the end of the pass (without ``planned_count``, fewer batches).
+    naming the broken files at the end of the pass (without ``planned_count``, fewer batches). The broken files
+    (:class:`keras_cnn._images.Skipped`) go to ``report`` (default: a warning naming them).
 
     The decoding map is followed at once by ``batch`` so that tf.data fuses them (an ``ignore_errors`` between
     them costs ~10% of a pass): a file TensorFlow cannot decode fails its whole batch, which ``ignore_errors``
@@ -425,7 +424,7 @@ def _batches(files, labels, image_size, channels, *, sizes, batch_size, shuffle_
     batches = triples.map(plain(one), num_parallel_calls=_decoders()).batch(batch_size).ignore_errors()
     dtype = batches.element_spec[0].dtype
     empty = (tf.zeros((0, *shape), dtype), tf.zeros((0,), tf.int64), tf.zeros((0,), tf.int64))
-    hand_out = _HandOut(files, labels, one, where, warn, needed, planned, batch_size, drop_remainder)
+    hand_out = _HandOut(files, labels, one, where, report, needed, planned, batch_size, drop_remainder)
 
     def at_the_end(state, batch):  # the short last batch, or a marker
         types = (dtype, tf.int64, tf.int64, tf.string, tf.int64, tf.bool)
@@ -455,8 +454,8 @@ class _HandOut:
     loss shows; one batch of that is handed out: full ones first, leaving a row for each batch still owed to
     the pass. Nothing owed, or nothing left: an empty batch, which ends the pass."""
 
-    def __init__(self, files, labels, one, where, warn, needed, planned, batch_size, drop_remainder):
-        self.files, self.labels, self.one, self.where, self.warn = files, labels, one, where, warn
+    def __init__(self, files, labels, one, where, report, needed, planned, batch_size, drop_remainder):
+        self.files, self.labels, self.one, self.where, self.report = files, labels, one, where, report
         self.needed, self.planned, self.batch_size, self.drop_remainder = needed, planned, batch_size, drop_remainder
 
     def __call__(self, images, labels, indices, seen, held, emitted, recovered):
@@ -466,7 +465,7 @@ class _HandOut:
                 parts = [np.concatenate([stored[f"arr_{i}"], p]) for i, p in enumerate(parts)]
         seen, recovered = seen.numpy(), bool(recovered.numpy())
         if not recovered and not seen.all():
-            back = _recover(self.files, self.labels, np.flatnonzero(~seen), self.one, self.where, self.warn,
+            back = _recover(self.files, self.labels, np.flatnonzero(~seen), self.one, self.where, self.report,
                             parts[0].shape[1:], parts[0].dtype, self.needed)
             parts, recovered = [np.concatenate([p, r]) for p, r in zip(parts, back)], True
         rows, wanted, size = len(parts[1]), self.planned - int(emitted.numpy()), self.batch_size
@@ -480,10 +479,11 @@ class _HandOut:
         return (*(p[:take] for p in parts), left.getvalue(), int(emitted.numpy()) + (take > 0), recovered)
 
 
-def _recover(files, labels, indices, one, where, warn, shape, dtype, needed):
+def _recover(files, labels, indices, one, where, report, shape, dtype, needed):
     """The files of ``indices`` (lost with their batch) decoded one by one: ``(pixels, labels, indices)`` of
-    those that decode, and a warning naming those that do not; an error naming them when the files left cannot
-    fill the pass's planned batches (``needed`` images), which Keras would otherwise meet as a short epoch."""
+    those that decode; those that do not go to ``report`` (None: a warning naming them); an error naming them
+    when the files left cannot fill the pass's planned batches (``needed`` images), which Keras would otherwise
+    meet as a short epoch."""
     import tensorflow as tf
 
     images, kept, broken = [], [], []
@@ -498,7 +498,9 @@ def _recover(files, labels, indices, one, where, warn, shape, dtype, needed):
         raise ValueError(f"{where}: {named}; the {len(files) - len(broken)} left cannot fill the batches planned "
                          f"from the {len(files)} files listed ({needed} images). Remove or repair the files, or "
                          f"list the folder with keras_cnn.data.scan_folder (decode=True skips them up front).")
-    if broken and warn:
+    if broken and report is not None:
+        report(broken)
+    elif broken:
         warnings.warn(f"{where}: skipped {named}.", stacklevel=2)
     pixels = np.stack(images) if images else np.zeros((0, *shape), dtype)
     return pixels, labels[kept], np.asarray(kept, dtype="int64")
