@@ -321,11 +321,11 @@ def decode_all(files, labels, image_size, channels, *, sizes=None, where="folder
     # scaling op over all of them
     skipped = []  # the files the pass could not decode, in file order (_recover runs once a pass, in index order)
     parts = list(_batches(files, labels, image_size, channels, sizes=sizes, batch_size=256, where=where,
-                          report=skipped.extend, planned_count=False))
+                          report=skipped.extend, planned_count=False, scale=True))
     if not parts:
         x, y, kept = tf.zeros((0, *image_size, channels)), np.zeros((0,), "int64"), np.zeros((0,), "int64")
     else:
-        x = _per_batch(tf.concat([part[0] for part in parts], 0), channels)
+        x = tf.concat([part[0] for part in parts], 0)
         y = np.concatenate([part[1].numpy() for part in parts])
         kept = np.concatenate([part[2].numpy() for part in parts])
     if np.any(np.diff(kept) < 0):  # a recovered batch comes last (even when every file came back): file order
@@ -366,10 +366,8 @@ def decoded(files, labels, image_size, channels, *, sizes=None, shuffle_seed=Non
 
     files = list(files)
     batches = _batches(files, labels, image_size, channels, sizes=sizes, shuffle_seed=shuffle_seed,
-                       batch_size=batch_size or COUNTED_BATCH, drop_remainder=drop_remainder, where=where)
-    shape = (batch_size if drop_remainder else None, *image_size, channels)
-    batches = batches.map(lambda x, y, index: (tf.ensure_shape(_per_batch(x, channels), shape), y),
-                          num_parallel_calls=tf.data.AUTOTUNE)
+                       batch_size=batch_size or COUNTED_BATCH, drop_remainder=drop_remainder, where=where,
+                       scale=True, indexed=False)
     if batch_size is None:
         return batches.unbatch()
     # Keras's fit reads the number of batches from the cardinality (ignore_errors leaves it unknown); _batches
@@ -391,7 +389,7 @@ def _decoders():
 
 
 def _batches(files, labels, image_size, channels, *, sizes, batch_size, shuffle_seed=None, drop_remainder=False,
-             where="folder", report=None, planned_count=True):
+             where="folder", report=None, planned_count=True, scale=False, indexed=True):
     """Batches of ``(pixels as _per_image gives them, label, index into files)``: every decodable file once per
     pass, in ``-(-len(files) // batch_size)`` batches (``len(files) // batch_size`` full ones with
     ``drop_remainder``) as long as enough files decode, so the cardinality Keras reads holds; else an error
@@ -400,10 +398,11 @@ def _batches(files, labels, image_size, channels, *, sizes, batch_size, shuffle_
 
     The decoding map is followed at once by ``batch`` so that tf.data fuses them (an ``ignore_errors`` between
     them costs ~10% of a pass): a file TensorFlow cannot decode fails its whole batch, which ``ignore_errors``
-    drops. A ``scan`` marks the files that came through; at the short last batch or the markers after it, the
-    lost files are decoded again one by one in Python (:func:`_recover`: the lost batches' good files come back,
-    the broken ones are named in a warning) and handed out one batch per marker, sized so that the pass keeps
-    its batch count (one batch is then short) when enough files decode.
+    drops. A ``scan`` marks the files that came through (:class:`_Tracker`); at the short last batch or the
+    markers after it, the lost files are decoded again one by one in Python (:func:`_recover`: the lost batches'
+    good files come back, the broken ones are named in a warning) and handed out one batch per marker, sized so
+    that the pass keeps its batch count (one batch is then short) when enough files decode. ``scale`` applies
+    :func:`_per_batch` in the same step; ``indexed=False`` leaves the indices out of the batches.
     """
     import tensorflow as tf
 
@@ -424,51 +423,53 @@ def _batches(files, labels, image_size, channels, *, sizes, batch_size, shuffle_
     batches = triples.map(plain(one), num_parallel_calls=_decoders()).batch(batch_size).ignore_errors()
     dtype = batches.element_spec[0].dtype
     empty = (tf.zeros((0, *shape), dtype), tf.zeros((0,), tf.int64), tf.zeros((0,), tf.int64))
-    hand_out = _HandOut(files, labels, one, where, report, needed, planned, batch_size, drop_remainder)
-
-    def at_the_end(state, batch):  # the short last batch, or a marker
-        types = (dtype, tf.int64, tf.int64, tf.string, tf.int64, tf.bool)
-        *piece, held, emitted, recovered = tf.py_function(hand_out, [*batch, *state], types)
-        piece = tuple(tf.ensure_shape(part, (None, *spec.shape[1:])) for part, spec in zip(piece, empty))
-        return (state[0], tf.ensure_shape(held, ()), tf.ensure_shape(emitted, ()), tf.ensure_shape(recovered, ())), \
-            piece
+    track = _Tracker(files, labels, one, where, report, needed, planned, batch_size, drop_remainder)
+    specs = ((len(files),), (), (), (), (None, *shape), (None,), (None,))
+    types = (tf.bool, tf.string, tf.int64, tf.bool, dtype, tf.int64, tf.int64)
 
     def step(state, batch):
-        seen = tf.tensor_scatter_nd_update(state[0], batch[2][:, None], tf.ones_like(batch[2], tf.bool))
-        state = (seen, *state[1:])
-        full = tf.equal(tf.size(batch[2], tf.int64), batch_size)
-        return tf.cond(full, lambda: ((seen, state[1], state[2] + 1, state[3]), batch),
-                       lambda: at_the_end(state, batch))
+        # one Python call a batch: cheaper to trace and to start each pass (~30 ms of a 2,000-file pass) than
+        # the same logic as graph conditionals, and the decoding it follows runs in parallel meanwhile
+        out = [tf.ensure_shape(part, spec) for part, spec in zip(tf.py_function(track, [*state, *batch], types),
+                                                                 specs)]
+        images, labels, indices = out[4:]
+        if scale:
+            images = tf.ensure_shape(_per_batch(images, channels), (batch_size if drop_remainder else None, *shape))
+        return tuple(out[:4]), (images, labels, indices) if indexed else (images, labels)
 
-    # what is held back lives serialised in one scalar: a state that changed shape would be traced twice
     start = (tf.zeros((len(files),), tf.bool), tf.constant(b""), tf.constant(0, tf.int64), tf.constant(False))
-    markers = tf.data.Dataset.from_tensors(empty).repeat()  # as many as the hand-outs need; the pass ends at an
-    # empty batch, which comes only after the pass's last batch
-    counted = batches.concatenate(markers).scan(start, plain(step))
-    return counted.take_while(plain(lambda images, labels, indices: tf.size(indices) > 0))
+    # one marker per batch the hand-outs could owe; the pass is its planned batches (take: no function to start)
+    markers = tf.data.Dataset.from_tensors(empty).repeat(planned)
+    return batches.concatenate(markers).scan(start, plain(step)).take(planned)
 
 
-class _HandOut:
-    """:func:`_batches`' end of a pass, in Python (a few calls a pass; traced as one op): the short last batch
-    or a marker joins what is held back, with the lost files decoded again (:func:`_recover`) the first time a
-    loss shows; one batch of that is handed out: full ones first, leaving a row for each batch still owed to
-    the pass. Nothing owed, or nothing left: an empty batch, which ends the pass."""
+class _Tracker:
+    """:func:`_batches`' bookkeeping, in Python, one call a batch (traced as one op): a full batch passes and
+    its files are marked seen. The short last batch or a marker joins what is held back, with the lost files
+    decoded again (:func:`_recover`) the first time a loss shows; one batch of that is handed out: full ones
+    first, leaving a row for each batch still owed to the pass (nothing owed or left: an empty batch). The
+    state ``(seen, held, emitted, recovered)`` travels in the ``scan``, so two iterators never share it; what
+    is held back is serialised into one string."""
 
     def __init__(self, files, labels, one, where, report, needed, planned, batch_size, drop_remainder):
         self.files, self.labels, self.one, self.where, self.report = files, labels, one, where, report
         self.needed, self.planned, self.batch_size, self.drop_remainder = needed, planned, batch_size, drop_remainder
 
-    def __call__(self, images, labels, indices, seen, held, emitted, recovered):
+    def __call__(self, seen, held, emitted, recovered, images, labels, indices):
+        seen, emitted = np.array(seen), int(emitted.numpy())
+        seen[indices.numpy()] = True
+        if int(indices.shape[0]) == self.batch_size:  # a full batch of the pass: the common case, no copies
+            return seen, held, emitted + 1, recovered, images, labels, indices
         parts = [images.numpy(), labels.numpy(), indices.numpy()]
         if held.numpy():
             with np.load(io.BytesIO(held.numpy()), allow_pickle=False) as stored:
                 parts = [np.concatenate([stored[f"arr_{i}"], p]) for i, p in enumerate(parts)]
-        seen, recovered = seen.numpy(), bool(recovered.numpy())
+        recovered = bool(recovered.numpy())
         if not recovered and not seen.all():
             back = _recover(self.files, self.labels, np.flatnonzero(~seen), self.one, self.where, self.report,
                             parts[0].shape[1:], parts[0].dtype, self.needed)
             parts, recovered = [np.concatenate([p, r]) for p, r in zip(parts, back)], True
-        rows, wanted, size = len(parts[1]), self.planned - int(emitted.numpy()), self.batch_size
+        rows, wanted, size = len(parts[1]), self.planned - emitted, self.batch_size
         if wanted <= 0 or rows == 0 or (self.drop_remainder and rows < size):
             take = 0
         else:
@@ -476,7 +477,7 @@ class _HandOut:
         left = io.BytesIO()
         if rows > take:
             np.savez(left, *(p[take:] for p in parts))
-        return (*(p[:take] for p in parts), left.getvalue(), int(emitted.numpy()) + (take > 0), recovered)
+        return (seen, left.getvalue(), emitted + (take > 0), recovered, *(p[:take] for p in parts))
 
 
 def _recover(files, labels, indices, one, where, report, shape, dtype, needed):
