@@ -27,6 +27,7 @@ from keras_cnn import _compat, _files, _onnx_convert, _tflite, _validate
 from keras_cnn.model import has_config, int8_form, model_config
 
 QUANTIZATIONS = (None, "float16", "dynamic", "int8")
+ONNX_QUANTIZATIONS = (None, "int8")  # onnxruntime's static QDQ quantization (keras_cnn._onnx_int8)
 IO_DTYPES = ("float32", "int8", "uint8")
 FLOAT_TOLERANCE = {None: 1e-4, "float16": 1e-2}  # atol and rtol against Keras; quantized files report instead
 BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE")
@@ -217,13 +218,7 @@ def _check_tflite_arguments(model, path, quantization, representative_data, io_d
     _validate.check_choice("io_dtype", io_dtype, IO_DTYPES)
     if io_dtype != "float32" and quantization != "int8":
         raise ValueError(f"io_dtype={io_dtype!r} needs quantization='int8'; received quantization={quantization!r}.")
-    if quantization == "int8" and representative_data is None:
-        raise ValueError("quantization='int8' needs representative_data: an array or tf.data dataset of about "
-                         f"{num_calibration_samples} training images to calibrate activation ranges; received None.")
-    _check_images("representative_data", representative_data, model)
-    _check_images("verify_data", verify_data, model)
-    _validate.check_int("num_calibration_samples", num_calibration_samples, minimum=1)
-    _validate.check_bool("per_channel", per_channel)
+    _check_calibration(model, quantization, representative_data, num_calibration_samples, per_channel, verify_data)
     _check_class_names(class_names, model)
     try:  # the sidecar is written after the conversion; a value it cannot hold must fail before
         json.dumps(preprocessing)
@@ -231,6 +226,17 @@ def _check_tflite_arguments(model, path, quantization, representative_data, io_d
         raise TypeError(f"preprocessing must be None or a JSON-serialisable dict such as {{'scale': 1 / 255}}; "
                         f"received {preprocessing!r}.") from None
     return path
+
+
+def _check_calibration(model, quantization, representative_data, num_calibration_samples, per_channel, verify_data):
+    """The calibration and verification arguments shared by :func:`to_tflite` and :func:`to_onnx`."""
+    if quantization == "int8" and representative_data is None:
+        raise ValueError("quantization='int8' needs representative_data: an array or tf.data dataset of about "
+                         f"{num_calibration_samples} training images to calibrate activation ranges; received None.")
+    _check_images("representative_data", representative_data, model)
+    _check_images("verify_data", verify_data, model)
+    _validate.check_int("num_calibration_samples", num_calibration_samples, minimum=1)
+    _validate.check_bool("per_channel", per_channel)
 
 
 def _check_class_names(class_names, model):
@@ -275,32 +281,59 @@ def _layers(model):
             yield from _layers(layer)
 
 
-def to_onnx(model, path, opset=17, *, verify_data=None, overwrite=False):
+def to_onnx(model, path, opset=17, *, quantization=None, representative_data=None, num_calibration_samples=300,
+            per_channel=True, verify_data=None, overwrite=False, min_agreement=MIN_AGREEMENT):
     """Convert with tf2onnx (input ``image`` with a dynamic batch, output ``probabilities`` or ``logits``:
     :func:`output_name`).
 
-    Verified with onnxruntime at batch 1 and batch N within 1e-4 of Keras before the file is moved into place;
-    an existing file is replaced only with ``overwrite=True``.
+    A float file is verified with onnxruntime at batch 1 and batch N within 1e-4 of Keras before it is moved
+    into place. ``quantization="int8"`` quantizes it with onnxruntime's static quantization in QDQ form
+    (:mod:`keras_cnn._onnx_int8`: int8 weights, per output channel unless ``per_channel=False``, and int8
+    activations whose ranges come from ``num_calibration_samples`` images of ``representative_data``,
+    preprocessed as in training), the server-side int8 path; like :func:`to_tflite`'s int8 file it must agree
+    with Keras on the top-1 class of at least ``min_agreement`` of the ``verify_data`` images (up to 200; on
+    the seeded noise used without them agreement is only reported), or nothing is written. An existing file is
+    replaced only with ``overwrite=True``.
     """
     import onnxruntime
 
-    _check_model(model)
-    path = _validate.check_path("path", path)
+    from keras_cnn import _onnx_int8
+
+    path = _check_onnx_arguments(model, path, quantization, representative_data, num_calibration_samples,
+                                 per_channel, verify_data, min_agreement)
     opset = _validate.check_int("opset", opset, minimum=13, maximum=_compat.tf2onnx_max_opset())
-    _check_images("verify_data", verify_data, model)
     _check_free([path], overwrite)
-    function, signature = _serving_function(model)
+    function, signature = _serving_function(int8_form(model) if quantization else model)
     data = _onnx_convert.convert(function, signature, opset).SerializeToString()
+    if quantization:
+        data = _onnx_int8.quantize(data, _samples(representative_data, num_calibration_samples), per_channel)
     session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
-    images = _verification_images(model, verify_data)
+    checked = quantization is not None and verify_data is not None  # on noise agreement would mean nothing
+    images = _verification_images(model, verify_data, AGREEMENT_IMAGES if checked else VERIFY_IMAGES)
     output = [output_name(model)]
-    single = np.concatenate([session.run(output, {"image": im[None]})[0] for im in images])
+    single = np.concatenate([session.run(output, {"image": im[None]})[0] for im in images[:VERIFY_IMAGES]])
     batched = session.run(output, {"image": images})[0]
     runtime = f"onnxruntime {onnxruntime.__version__}"
-    _compare(model, images, single, None, path, "onnx", runtime)
-    result = _compare(model, images, batched, None, path, "onnx", runtime)
+    if quantization and not np.array_equal(single.argmax(-1), batched[:VERIFY_IMAGES].argmax(-1)):
+        raise ExportVerificationError(f"int8 onnx export of {model.name!r} gives other classes at batch 1 than "
+                                      f"at batch {len(images)} in {runtime}; nothing was written.")
+    if not quantization:
+        _compare(model, images, single, None, path, "onnx", runtime)
+    result = _compare(model, images, batched, quantization, path, "onnx", runtime,
+                      min_agreement if checked else None)
     _files.write_all({path: data}, overwrite=overwrite)
     return dataclasses.replace(result, size_bytes=len(data))
+
+
+def _check_onnx_arguments(model, path, quantization, representative_data, num_calibration_samples, per_channel,
+                          verify_data, min_agreement):
+    """Every argument of :func:`to_onnx` but ``opset`` before the conversion; returns the path as a string."""
+    _check_model(model)
+    path = _validate.check_path("path", path)
+    _validate.check_choice("quantization", quantization, ONNX_QUANTIZATIONS)
+    _validate.check_float("min_agreement", min_agreement, minimum=0, maximum=1)
+    _check_calibration(model, quantization, representative_data, num_calibration_samples, per_channel, verify_data)
+    return path
 
 
 def _check_model(model):

@@ -281,15 +281,16 @@ def test_export_then_predict_with_every_runtime(trained, tmp_path, capsys):
     results = export.main(["--from", str(folder / "lenet5.keras"), "--format", "savedmodel,tflite,onnx",
                            "--quantization", "none,int8", "--samples", "64", "--output", str(tmp_path),
                            "--report", str(tmp_path / "lenet5.report.json")])
-    assert sorted(os.listdir(tmp_path)) == ["lenet5", "lenet5.int8.labels.txt", "lenet5.int8.tflite",
-                                            "lenet5.int8.tflite.json", "lenet5.labels.txt", "lenet5.onnx",
-                                            "lenet5.preprocessing.json", "lenet5.report.json", "lenet5.tflite",
-                                            "lenet5.tflite.json"]
+    assert sorted(os.listdir(tmp_path)) == ["lenet5", "lenet5.int8.labels.txt", "lenet5.int8.onnx",
+                                            "lenet5.int8.tflite", "lenet5.int8.tflite.json", "lenet5.labels.txt",
+                                            "lenet5.onnx", "lenet5.preprocessing.json", "lenet5.report.json",
+                                            "lenet5.tflite", "lenet5.tflite.json"]
     exports = json.loads((tmp_path / "lenet5.report.json").read_text())["exports"]
-    assert set(exports) == {"savedmodel", "tflite", "tflite_int8", "onnx"} and len(results) == 4
+    assert set(exports) == {"savedmodel", "tflite", "tflite_int8", "onnx", "onnx_int8"} and len(results) == 5
     for key in ("savedmodel", "tflite", "onnx"):
         assert exports[key]["test_top1_agreement"] == 1.0 and exports[key]["test_max_abs_diff"] < 1e-4
-    assert exports["tflite_int8"]["test_images"] == 360 and exports["tflite_int8"]["test_top1_agreement"] > 0.9
+    for key in ("tflite_int8", "onnx_int8"):
+        assert exports[key]["test_images"] == 360 and exports[key]["test_top1_agreement"] > 0.9
     x, y, _ = data.load_images("digits", image_size=(32, 32), channels=1, split="test", limit=12)
     images = tmp_path / "images"
     write_pngs(images, x, y)
@@ -297,7 +298,7 @@ def test_export_then_predict_with_every_runtime(trained, tmp_path, capsys):
     reference = predict.main(["--model", str(folder / "lenet5.keras"), "--top-k", "3", str(images)])
     assert len(reference) == 12 and all(len(top) == 3 for top in reference.values())
     assert "skipped 1 unreadable file(s)" in capsys.readouterr().out
-    for model in ("lenet5", "lenet5/1", "lenet5.tflite", "lenet5.onnx", "lenet5.int8.tflite"):
+    for model in ("lenet5", "lenet5/1", "lenet5.tflite", "lenet5.onnx", "lenet5.int8.tflite", "lenet5.int8.onnx"):
         got = predict.main(["--model", str(tmp_path / model), "--top-k", "1", str(images)])
         agree = np.mean([got[f][0][0] == reference[f][0][0] for f in reference])
         assert agree >= (0.9 if "int8" in model else 1.0), model

@@ -13,12 +13,13 @@ def test_export_command_writes_verified_files_and_a_summary(tmp_path, capsys):
     assert cli.main(["export", "--model", "lenet5", "--classes", "10", "--option", "pool=max",
                      "--format", "savedmodel,tflite,onnx", "--quantization", "int8", "--representative", "digits",
                      "--samples", "50", "--class-names", ",".join("0123456789"), "--output", str(tmp_path)]) == 0
-    assert sorted(os.listdir(tmp_path)) == ["lenet5", "lenet5.int8.labels.txt", "lenet5.int8.tflite",
-                                            "lenet5.int8.tflite.json", "lenet5.onnx"]
+    assert sorted(os.listdir(tmp_path)) == ["lenet5", "lenet5.int8.labels.txt", "lenet5.int8.onnx",
+                                            "lenet5.int8.tflite", "lenet5.int8.tflite.json", "lenet5.onnx"]
     sidecar = json.loads((tmp_path / "lenet5.int8.tflite.json").read_text())
     assert sidecar["class_names"] == list("0123456789") and sidecar["preprocessing"]["scale"] == 1 / 255
     out = capsys.readouterr().out
-    assert "[3/3] onnx: done" in out and "Exported lenet5" in out and "max |diff| vs Keras" in out
+    assert "[4/4] onnx int8: done" in out and "Exported lenet5" in out and "max |diff| vs Keras" in out
+    assert "onnx (int8)" in out  # the summary's row of onnxruntime's static int8 file
 
 
 def test_export_from_a_saved_keras_file(tmp_path):

@@ -11,6 +11,7 @@ kernel and of its int32 bias, so these small models measure 0.268-0.307 (held to
 regression shows); ``per_channel=False`` meets 0.27.
 """
 
+import functools
 import os
 
 import keras
@@ -31,6 +32,7 @@ RECIPE = {"squeezenet1_1": (5e-4, 15), "shufflenet_v1_g3": (2e-3, 20)}
 DEFAULT_RECIPE = (2e-3, 10)
 
 
+@functools.lru_cache(maxsize=8)  # the TFLite and ONNX tests of a model share an xdist group: one training
 def trained(name):
     size = small_size(name)
     splits = data.digits(image_size=(size, size), channels=3)
@@ -65,6 +67,29 @@ def test_int8_agrees_with_float_on_held_out_digits(name, tmp_path):
         agreement = np.mean(_tflite.predict(interpreter, x_test).argmax(1) == reference)
         assert agreement >= 0.98, f"{name} (per_channel={per_channel}): int8 top-1 agreement {agreement:.3f}"
         assert os.path.getsize(int8.path) == int8.size_bytes < float_file.size_bytes
+
+
+@pytest.mark.parametrize("name", mobile_params())
+def test_onnx_int8_agrees_with_float_on_held_out_digits(name, tmp_path):
+    """onnxruntime's static int8 (QDQ, keras_cnn._onnx_int8), the server-side int8 path: the same 98% rule."""
+    import onnx
+    import onnxruntime
+
+    model, splits = trained(name)
+    x_test = splits["test"][0]
+    reference = model.predict(x_test, verbose=0).argmax(1)
+    float_file = export.to_onnx(model, tmp_path / "f32.onnx")
+    int8 = export.to_onnx(model, tmp_path / "int8.onnx", quantization="int8", representative_data=splits["train"][0],
+                          verify_data=x_test)
+    session = onnxruntime.InferenceSession(int8.path, providers=["CPUExecutionProvider"])
+    agreement = np.mean(session.run(None, {"image": x_test})[0].argmax(1) == reference)
+    assert agreement >= 0.98, f"{name}: onnxruntime int8 top-1 agreement {agreement:.3f}"
+    graph = onnx.load(int8.path).graph
+    int8_weights = [t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 4]
+    convolutions = [n for n in graph.node if n.op_type == "Conv"]
+    assert len(int8_weights) == len(convolutions) > 0  # every convolution's kernel stored as int8
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in graph.node}
+    assert int8.size_bytes < 0.4 * float_file.size_bytes
 
 
 # int8 / float32 file size at 1000 classes, measured 2026-11-22 (TF 2.21 converter)

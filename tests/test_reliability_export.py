@@ -10,6 +10,7 @@
 
 import json
 import os
+import re
 
 import keras
 import numpy as np
@@ -175,6 +176,32 @@ def test_int8_drift_is_refused_with_the_figure_unless_the_threshold_is_lowered(t
     good = export.to_tflite(trained, tmp_path / "good.tflite", quantization="int8",
                             representative_data=DIGITS["train"][0], verify_data=test)
     assert good.top1_agreement >= export.MIN_AGREEMENT and good.min_agreement == export.MIN_AGREEMENT
+
+
+def test_onnx_int8_drift_is_refused_as_tflite_int8_is(trained, tmp_path):
+    """onnxruntime's static int8 (QDQ) is held to the same agreement rule as the int8 .tflite file."""
+    path, test = tmp_path / "m.onnx", DIGITS["test"][0]
+    with pytest.raises(export.ExportVerificationError, match="int8 onnx export .* below min_agreement=0.98"):
+        export.to_onnx(trained, path, quantization="int8", representative_data=DIGITS["train"][0] * 0.1,
+                       verify_data=test)
+    assert os.listdir(tmp_path) == []
+    good = export.to_onnx(trained, path, quantization="int8", representative_data=DIGITS["train"][0],
+                          verify_data=test)
+    assert good.top1_agreement >= export.MIN_AGREEMENT and good.images == 200 and good.quantization == "int8"
+    assert os.path.getsize(path) == good.size_bytes
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"quantization": "float16"}, "quantization must be one of None, 'int8'; received 'float16'"),
+    ({"quantization": "int8"}, "quantization='int8' needs representative_data"),
+    ({"min_agreement": 1.5}, "min_agreement must be <= 1; received 1.5"),
+    ({"quantization": "int8", "representative_data": np.zeros((2, 5, 5, 1), "float32")},
+     "representative_data must hold images of the model's input shape"),
+])
+def test_onnx_quantization_arguments_are_checked_before_converting(kwargs, fragment, tmp_path):
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        export.to_onnx(lenet(), tmp_path / "m.onnx", **kwargs)
+    assert os.listdir(tmp_path) == []
 
 
 def test_agreement_on_noise_is_reported_not_required(trained, tmp_path):

@@ -4,12 +4,14 @@ With ``--from PATH.keras`` written by ``keras-cnn train``, the model's preproces
 names, the TFLite sidecar's pixel transform, the int8 calibration images (its training data) and the
 verification images (its test data); every export's top-1 agreement with Keras on the whole test split is
 printed and, with ``--report``, added to the JSON report. Files: ``<output>/<name>/<version>/`` (SavedModel),
-``<name>.tflite`` (float32), ``<name>.<quantization>.tflite``, ``<name>.onnx``, ``<name>.preprocessing.json``.
+``<name>.tflite`` (float32), ``<name>.<quantization>.tflite``, ``<name>.onnx`` (float32), ``<name>.int8.onnx``
+(with ``--quantization int8``: onnxruntime's static int8), ``<name>.preprocessing.json``.
 A model whose weights came from an upstream checkpoint (``keras-cnn convert-weights``) and has no record takes
 the checkpoint's preprocessing (mean, std, resize ratio; classes named by index).
 """
 
 import argparse
+import functools
 import os
 import time
 
@@ -40,7 +42,8 @@ def parser():
     p.add_argument("--format", default="savedmodel,tflite,onnx",
                    help="comma-separated formats among savedmodel, tflite, onnx (default: all)")
     p.add_argument("--quantization", default="none",
-                   help="comma-separated TFLite variants among none (float32), float16, dynamic, int8 "
+                   help="comma-separated TFLite variants among none (float32), float16, dynamic, int8; int8 also "
+                        "writes <name>.int8.onnx (onnxruntime static int8, QDQ) beside the float .onnx "
                         "(int8 needs calibration images: --representative or a preprocessing record)")
     p.add_argument("--io-dtype", default="float32", choices=("float32", "int8", "uint8"),
                    help="input/output type of the int8 TFLite file (int8 and uint8 need --quantization int8)")
@@ -48,7 +51,8 @@ def parser():
                                             "(default: the record's training data)")
     p.add_argument("--samples", type=flags.integer(1), default=300, help="calibration images to use")
     p.add_argument("--min-agreement", type=flags.number(0, 1), metavar="FRACTION",
-                   help="top-1 agreement with Keras that a dynamic or int8 .tflite file must reach on the record's "
+                   help="top-1 agreement with Keras that a dynamic or int8 .tflite or int8 .onnx file must reach "
+                        "on the record's "
                         "test images (up to 200; without them it is only reported), or nothing is written "
                         "(default: 0.98; 0 accepts any drift)")
     p.add_argument("--data-dir", help="tensorflow-datasets data_dir for tfds: sources")
@@ -90,7 +94,8 @@ def run(args):
     record = preprocessing.find(args.from_path, args.preprocessing, model=model)  # it must fit the model
     if record is None:
         record = _checkpoint_record(args, model)
-    if "tflite" in formats and "int8" in quantizations and not (args.representative or (record and record.data)):
+    if {"tflite", "onnx"} & set(formats) and "int8" in quantizations \
+            and not (args.representative or (record and record.data)):
         raise ValueError("--quantization int8 needs --representative digits | tfds:NAME[:SPLIT] | folder:PATH "
                          "(or --from a model with a preprocessing record); received neither.")
     test = _test_images(record, args.max_pixels)
@@ -136,7 +141,8 @@ def _targets(args, name, formats, quantizations, record):
 
     stem = os.path.join(args.output, name)
     paths = [os.path.join(stem, str(args.version))] if "savedmodel" in formats else []
-    paths += [f"{stem}.onnx"] if "onnx" in formats else []
+    paths += [_onnx_path(stem, q) for q in ("none", "int8") if q in quantizations or q == "none"] \
+        if "onnx" in formats else []
     for q in quantizations if "tflite" in formats else ():
         paths += export.tflite_files(_tflite_path(stem, q), labels=bool(args.class_names or record))
     return paths
@@ -147,6 +153,11 @@ def _tflite_path(stem, quantization):
     return f"{stem}{'' if quantization == 'none' else '.' + quantization}.tflite"
 
 
+def _onnx_path(stem, quantization):
+    """``<stem>.onnx`` (float32, always written with the format) or ``<stem>.int8.onnx``."""
+    return f"{stem}{'' if quantization == 'none' else '.' + quantization}.onnx"
+
+
 def _jobs(args, model, record, formats, quantizations, test):
     from keras_cnn import export
 
@@ -154,6 +165,7 @@ def _jobs(args, model, record, formats, quantizations, test):
     names = args.class_names.split(",") if args.class_names else list(record.class_names) if record else None
     transform = record.pixel_transform() if record else DEFAULT_PREPROCESSING
     verify = None if test is None else test[:4]
+    calibration = functools.cache(lambda: _representative(args, model, record))  # once for TFLite and ONNX
     jobs = []
     for fmt in formats:
         if fmt == "savedmodel":
@@ -163,25 +175,41 @@ def _jobs(args, model, record, formats, quantizations, test):
         elif fmt == "onnx":
             jobs.append((fmt, lambda: export.to_onnx(model, f"{stem}.onnx", opset=args.opset, verify_data=verify,
                                                      overwrite=args.overwrite)))
+            if "int8" in quantizations:
+                jobs.append(("onnx int8", _onnx_int8_job(args, model, calibration, stem, test)))
         else:
             for q in quantizations:
                 # the whole test split: to_tflite compares 4 images, or up to 200 for a quantized file
-                jobs.append((f"tflite {q}", _tflite_job(args, model, record, stem, q, names, transform, test)))
+                jobs.append((f"tflite {q}", _tflite_job(args, model, calibration, stem, q, names, transform,
+                                                        test)))
     return jobs
 
 
-def _tflite_job(args, model, record, stem, quantization, names, transform, verify):
+def _tflite_job(args, model, calibration, stem, quantization, names, transform, verify):
     from keras_cnn import export
 
     def job():
         q = None if quantization == "none" else quantization
-        representative = _representative(args, model, record) if q == "int8" else None
+        representative = calibration() if q == "int8" else None
         return export.to_tflite(model, _tflite_path(stem, quantization), quantization=q,
                                 representative_data=representative, io_dtype=args.io_dtype if q == "int8"
                                 else "float32", class_names=names, preprocessing=transform,
                                 num_calibration_samples=args.samples, verify_data=verify, overwrite=args.overwrite,
                                 min_agreement=export.MIN_AGREEMENT if args.min_agreement is None
                                 else args.min_agreement)
+
+    return job
+
+
+def _onnx_int8_job(args, model, calibration, stem, verify):
+    from keras_cnn import export
+
+    def job():
+        return export.to_onnx(model, _onnx_path(stem, "int8"), opset=args.opset, quantization="int8",
+                              representative_data=calibration(),
+                              num_calibration_samples=args.samples, verify_data=verify, overwrite=args.overwrite,
+                              min_agreement=export.MIN_AGREEMENT if args.min_agreement is None
+                              else args.min_agreement)
 
     return job
 
