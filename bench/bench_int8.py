@@ -10,7 +10,8 @@ Latency: keras_cnn's ``mobilenet_v2`` and ``keras.applications.MobileNetV2`` (``
 bundled digits resized to 224 as calibration), and keras_cnn's model by ``keras_cnn.export.to_onnx`` to float32
 and to int8 QDQ (onnxruntime's static quantization, the same calibration images). Batch 1; LiteRT with its
 default delegate (XNNPACK) and onnxruntime's CPU provider, each with ``num_threads`` / ``intra_op_num_threads``
-set to the thread count; all arms of a thread count interleaved (bench/_common.py), a sample being the mean of
+set to the thread count (onnxruntime's workers not spinning when idle: in interleaved arms one session's spinning
+workers took the core the next arm needed); all arms of a thread count interleaved (bench/_common.py), a sample being the mean of
 ``--calls`` invocations. Ratios are medians over rounds of the per-round ratio.
 
 Agreement: keras_cnn's MobileNetV2 trained briefly on the bundled digits at 32x32 (the recipe of
@@ -59,6 +60,8 @@ def _onnx_arm(path, threads, image):
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    # idle workers of one session would otherwise spin on the core the next arm's session needs
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     feed = {"image": image}
     return lambda: session.run(None, feed)
