@@ -38,3 +38,18 @@ def test_gpu_script_dry_run_writes_both_arms(tmp_path):
 def test_gpu_script_refuses_an_unknown_argument():
     done = subprocess.run(["bash", "bench/gpu.sh", "--batch", "64"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 2 and "unknown argument '--batch'" in done.stderr
+
+
+def test_memory_benchmark_reports_training_memory_above_the_baseline(tmp_path):
+    """bench/bench_train_memory.py end to end at CI size (keras_cnn arm; torch is not a test dependency)."""
+    output = tmp_path / "memory.json"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "bench/bench_train_memory.py", "--models", "lenet5", "--size", "32",
+                           "--batch", "4", "--rounds", "1", "--steps", "1", "--json", str(output)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    samples = json.loads(output.read_text())["samples"]
+    (sample,) = samples["lenet5|keras_cnn"]
+    # the model, its gradients, optimizer slots and the traced step cost something above the imports
+    assert sample["peak_mib"] >= sample["baseline_mib"] and sample["training_mib"] > 0
+    assert "| lenet5 | " in done.stdout
