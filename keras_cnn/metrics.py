@@ -15,7 +15,9 @@ Every function takes ``y_true`` and ``y_score`` for one of three tasks:
 sorting and counting behind the curves is in :mod:`keras_cnn._curves`.)
 
 ``threshold`` (binary, multilabel; ignored for multiclass) follows the curves'
-convention: a score equal to it counts as positive.
+convention: a score equal to it counts as positive.  For multilabel it may also
+be a sequence of K thresholds, one per class (e.g. chosen on validation data by
+:func:`keras_cnn.thresholds.choose_thresholds`).
 
 ``average`` is ``"macro"`` (unweighted mean over classes), ``"micro"`` (all
 class columns pooled into one binary problem) or ``None`` (per-class array).
@@ -87,7 +89,7 @@ class _Data:
     def predicted(self, threshold):
         if self.task == "multiclass":
             return self.arg_max == np.arange(self.n_classes)[:, None]
-        return self.scores >= threshold
+        return self.scores >= np.reshape(threshold, (-1, 1))  # a scalar, or one per class (row)
 
 
 # ---------------------------------------------------------------- validation
@@ -98,6 +100,18 @@ def _check_real(name, value, minimum=None):
     if not ok or not np.isfinite(value) or (minimum is not None and value <= minimum):
         bound = "" if minimum is None else f" > {minimum}"
         raise ValueError(f"{name} must be a finite number{bound}; received {value!r}")
+
+
+def _check_threshold(threshold, data):
+    """A finite number, or for multilabel one finite number per class."""
+    if data.task != "multilabel" or np.ndim(threshold) == 0:
+        return _check_real("threshold", threshold)
+    values = np.asarray(threshold)
+    if values.shape != (data.n_classes,) or not np.issubdtype(values.dtype, np.number) \
+            or values.dtype == bool or not np.all(np.isfinite(values)):
+        raise ValueError(f"threshold must be a finite number or, for task='multilabel', {data.n_classes} finite "
+                         f"numbers (one per class); received {threshold!r}")
+    return None
 
 
 def _as_numeric(name, values):
@@ -266,7 +280,7 @@ def _micro(kind, tp, n_pred, n_true, beta=1.0):
 def _thresholded(name, kind, y_true, y_score, task, average, threshold, beta=1.0):
     data = _prepare(y_true, y_score, task)
     _validate.check_choice("average", average, AVERAGES)
-    _check_real("threshold", threshold)
+    _check_threshold(threshold, data)
     tp, n_pred, n_true = _counts(data, threshold)
     if task == "binary" or average == "micro":
         return _single(name, _micro(kind, tp, n_pred, n_true, beta), _NO_POSITIVE, task != "binary")
@@ -334,7 +348,7 @@ def recall(y_true, y_score, *, task="binary", average="macro", threshold=0.5):
 def accuracy(y_true, y_score, *, task="binary", threshold=0.5):
     """Share of samples predicted exactly right (multilabel: all K labels right)."""
     data = _prepare(y_true, y_score, task)
-    _check_real("threshold", threshold)
+    _check_threshold(threshold, data)
     return float(np.mean(np.all(data.predicted(threshold) == data.truth, axis=0)))
 
 
@@ -345,7 +359,7 @@ def confusion_matrix(y_true, y_score, *, task="binary", threshold=0.5):
     one binary matrix per label as scikit-learn's ``multilabel_confusion_matrix``.
     """
     data = _prepare(y_true, y_score, task)
-    _check_real("threshold", threshold)
+    _check_threshold(threshold, data)
     if task == "multiclass":
         k = data.n_classes
         return np.bincount(data.labels * k + data.arg_max, minlength=k * k).reshape(k, k)
@@ -402,7 +416,7 @@ def classification_summary(y_true, y_score, *, task="binary", threshold=0.5, per
     ``class_names`` or by index.
     """
     data = _prepare(y_true, y_score, task)
-    _check_real("threshold", threshold)
+    _check_threshold(threshold, data)
     _validate.check_bool("per_class", per_class)
     tp, n_pred, n_true = _counts(data, threshold)
     ranked = data.per_class()
