@@ -351,7 +351,8 @@ COUNTED_BATCH = 64  # decoded() without a batch_size decodes and checks in batch
 
 def decoded(files, labels, image_size, channels, *, sizes=None, shuffle_seed=None, batch_size=None,
             drop_remainder=False, where="folder"):
-    """``tf.data.Dataset`` of ``(float32 image in [0, 1] at image_size, int64 label)`` of image files, decoded
+    """``tf.data.Dataset`` of ``(float32 image in [0, 1] at image_size, label)`` of image files (labels int64
+    class indices, or float32 multi-hot rows when ``labels`` is ``(N, K)``: :mod:`keras_cnn.multilabel`), decoded
     and resized in parallel in file order, or reshuffled every pass with ``shuffle_seed`` (the file names are
     shuffled, not the decoded images, so the buffer costs nothing); batches of ``batch_size`` when given.
 
@@ -406,7 +407,7 @@ def _batches(files, labels, image_size, channels, *, sizes, batch_size, shuffle_
     """
     import tensorflow as tf
 
-    files, labels = list(files), np.asarray(labels, dtype="int64")
+    files, labels = list(files), _label_array(labels)
     resize = _resize_rule(files, sizes, tuple(image_size))
     shape = (*image_size, channels)
     planned = len(files) // batch_size if drop_remainder else -(-len(files) // batch_size)
@@ -422,10 +423,11 @@ def _batches(files, labels, image_size, channels, *, sizes, batch_size, shuffle_
     plain = tf.autograph.experimental.do_not_convert  # no Python control flow on tensors here to convert
     batches = triples.map(plain(one), num_parallel_calls=_decoders()).batch(batch_size).ignore_errors()
     dtype = batches.element_spec[0].dtype
-    empty = (tf.zeros((0, *shape), dtype), tf.zeros((0,), tf.int64), tf.zeros((0,), tf.int64))
+    label_shape, label_type = labels.shape[1:], tf.as_dtype(labels.dtype)
+    empty = (tf.zeros((0, *shape), dtype), tf.zeros((0, *label_shape), label_type), tf.zeros((0,), tf.int64))
     track = _Tracker(files, labels, one, where, report, needed, planned, batch_size, drop_remainder)
-    specs = ((len(files),), (), (), (), (None, *shape), (None,), (None,))
-    types = (tf.bool, tf.string, tf.int64, tf.bool, dtype, tf.int64, tf.int64)
+    specs = ((len(files),), (), (), (), (None, *shape), (None, *label_shape), (None,))
+    types = (tf.bool, tf.string, tf.int64, tf.bool, dtype, label_type, tf.int64)
 
     def step(state, batch):
         # one Python call a batch: cheaper to trace and to start each pass (~30 ms of a 2,000-file pass) than
@@ -441,6 +443,13 @@ def _batches(files, labels, image_size, channels, *, sizes, batch_size, shuffle_
     # one marker per batch the hand-outs could owe; the pass is its planned batches (take: no function to start)
     markers = tf.data.Dataset.from_tensors(empty).repeat(planned)
     return batches.concatenate(markers).scan(start, plain(step)).take(planned)
+
+
+def _label_array(labels):
+    """int64 class indices (N,), or float32 multi-hot rows (N, K) for multi-label data
+    (:mod:`keras_cnn.multilabel`)."""
+    labels = np.asarray(labels)
+    return labels.astype("float32") if labels.ndim == 2 else labels.astype("int64")
 
 
 class _Tracker:

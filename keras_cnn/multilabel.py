@@ -1,9 +1,11 @@
-"""Multi-label data (issue #21): :func:`multilabel_digits`, a built-in set that works offline, and
-:func:`read_listing`, the parser of a CSV or JSON listing of image files with their label names.
+"""Multi-label data (issue #21): :func:`multilabel_digits`, a built-in set that works offline;
+:func:`read_listing`, the parser of a CSV or JSON listing of image files with their label names; and
+:func:`listing_dataset`, a listing's images through the folder pipeline.
 
 A multi-label target is a float32 multi-hot row per image: 1 for every class present, 0 otherwise, any number of
-ones (none included). Importing this module loads no TensorFlow: only :func:`multilabel_digits` at a size other
-than 16x16 imports it, inside the call, to resize (as :func:`keras_cnn.data.digits` does).
+ones (none included). Importing this module loads no TensorFlow: :func:`listing_dataset` and
+:func:`multilabel_digits` at a size other than 16x16 import it inside the call (as :func:`keras_cnn.data.digits`
+does).
 """
 
 import collections
@@ -200,6 +202,39 @@ def read_listing(path, class_names=None):
     labels = _encode(path, rows, names)
     return Listing(files, labels, names, int((labels.sum(axis=1) == 0).sum()),
                    {name: int(n) for name, n in zip(names, labels.sum(axis=0))})
+
+
+def listing_dataset(path, *, image_size, channels, batch_size=32, shuffle_seed=None, class_names=None,
+                    drop_remainder=False, max_pixels=None):
+    """A batched, prefetched ``tf.data.Dataset`` of ``(float32 images in [0, 1], float32 multi-hot labels)`` of
+    the images of a listing (:func:`read_listing`), decoded in parallel by the folder pipeline
+    (:func:`keras_cnn.data.decoded`) with its guarantees: files whose header is unreadable or over ``max_pixels``
+    are skipped before decoding and named in one warning; a file TensorFlow cannot decode is named when the pass
+    reaches it and no other file is lost. Reshuffled every pass with ``shuffle_seed``. The result carries
+    ``class_names``, ``skipped_files``, ``unlabelled`` and ``per_class`` (of the listing as read).
+    """
+    import tensorflow as tf
+
+    from keras_cnn import data
+
+    image_size, channels, _ = data._checked_shape(image_size, channels, None)
+    batch_size = _validate.check_int("batch_size", batch_size, minimum=1)
+    _validate.check_bool("drop_remainder", drop_remainder)
+    listing = read_listing(path, class_names)
+    skipped, sizes = data._unusable(listing.files, max_pixels, workers=8, decode=False)
+    if skipped:
+        data.warn_skipped(path, skipped)
+    bad = {item.file for item in skipped}
+    keep = [i for i, file in enumerate(listing.files) if file not in bad]
+    if not keep:
+        raise ValueError(f"listing {path!r}: none of its {len(listing.files)} images can be read.")
+    files = [listing.files[i] for i in keep]
+    result = data.decoded(files, listing.labels[keep], image_size, channels, sizes=[sizes[f] for f in files],
+                          shuffle_seed=shuffle_seed, batch_size=batch_size, drop_remainder=drop_remainder,
+                          where=f"listing {path!r}").prefetch(tf.data.AUTOTUNE)
+    result.class_names, result.skipped_files = list(listing.class_names), list(skipped)
+    result.unlabelled, result.per_class = listing.unlabelled, dict(listing.per_class)
+    return result
 
 
 def _checked_class_names(class_names):

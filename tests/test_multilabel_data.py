@@ -239,3 +239,51 @@ def test_unreadable_listing(tmp_path):
         multilabel.read_listing(tmp_path / "latin.csv")
     with pytest.raises(TypeError, match="path must be a path"):
         multilabel.read_listing(3)
+
+
+# -- listing_dataset: a listing's images through the folder pipeline ---------------------------------------------
+
+def _grey_png(path, seed):
+    from PIL import Image
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (16, 16), dtype=np.uint8)
+    Image.fromarray(pixels, "L").save(path)
+    return pixels
+
+
+def test_listing_dataset_decodes_every_good_image_with_its_labels_and_names_the_broken_one(tmp_path):
+    """Seven good PNGs and a truncated one (its header reads, its pixels do not), batches of 3: the pass returns
+    the seven with their multi-hot rows, in the planned 3 batches, and names the broken file."""
+    names = ["cat", "dog", "fox"]
+    rows, expected = ["path,labels"], {}
+    for index in range(7):
+        labels = [n for k, n in enumerate(names) if (index >> k) & 1]  # 0..6: every subset but all three
+        pixels = _grey_png(tmp_path / "img" / f"{index}.png", seed=index)
+        rows.append(f"img/{index}.png,{';'.join(labels)}")
+        expected[pixels.tobytes()] = [float(n in labels) for n in names]
+    whole = (tmp_path / "img" / "6.png").read_bytes()
+    (tmp_path / "img" / "broken.png").write_bytes(whole[:len(whole) // 2])
+    rows.append("img/broken.png,cat")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+
+    with pytest.warns(UserWarning, match="broken.png"):
+        dataset = multilabel.listing_dataset(str(tmp_path / "labels.csv"), image_size=(16, 16), channels=1,
+                                             batch_size=3, shuffle_seed=1)
+        batches = list(dataset)
+    assert len(batches) == 3 == int(dataset.cardinality())
+    images = np.concatenate([b[0].numpy() for b in batches])
+    labels = np.concatenate([b[1].numpy() for b in batches])
+    assert images.shape == (7, 16, 16, 1) and labels.shape == (7, 3) and labels.dtype == np.float32
+    got = {np.round(image[..., 0] * 255).astype(np.uint8).tobytes(): row.tolist() for image, row in zip(images, labels)}
+    assert got == expected  # each image once, with its own labels
+    assert dataset.class_names == names and dataset.unlabelled == 1  # img/0.png has no labels
+    assert dataset.per_class == {"cat": 4, "dog": 3, "fox": 3}  # broken.png counted as listed
+
+
+def test_listing_dataset_refuses_a_listing_with_no_readable_image(tmp_path):
+    (tmp_path / "a.png").write_text("not an image")
+    (tmp_path / "labels.csv").write_text("a.png,cat\n")
+    with pytest.warns(UserWarning, match="skipped 1 unreadable"):
+        with pytest.raises(ValueError, match="none of its 1 images can be read"):
+            multilabel.listing_dataset(str(tmp_path / "labels.csv"), image_size=(16, 16), channels=1)
