@@ -55,6 +55,9 @@ def test_save_and_reload_safe_mode(name, tmp_path):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_one_step_updates_every_trainable_weight(name):
+    # seeded: at 32x32 with 3 classes, about 1 random initialisation in 30 leaves SqueezeNet's three final
+    # convolution + ReLU units dead on these 4 images (no BN), and then no gradient reaches any weight
+    keras.utils.set_random_seed(0)
     model = keras_cnn.build(name, input_shape=small_model(name).input_shape[1:], classes=SMALL_CLASSES)
     images = random_images(model, batch=4, seed=1)
     labels = np.arange(4) % SMALL_CLASSES
