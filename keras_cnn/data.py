@@ -13,14 +13,16 @@ import numpy as np
 from keras_cnn import _images, _validate
 
 DIGITS_CLASSES = 10
-SOURCE_FORMS = "'digits', 'folder:PATH' or 'tfds:NAME[:SPLIT]'"
+SOURCE_FORMS = ("'digits', 'folder:PATH', 'tfds:NAME[:SPLIT]', or multi-label 'multilabel-digits' or "
+                "'listing:PATH' (a CSV/JSON listing, or a folder holding labels.csv or labels.json)")
+MULTILABEL_KINDS = ("multilabel-digits", "listing")  # sources with any number of labels per image
 
 
 class DataSource(NamedTuple):
     """A parsed data-source string (:func:`parse_source`)."""
 
-    kind: str  # "digits", "folder" or "tfds"
-    location: str = None  # the folder, or the tensorflow-datasets name
+    kind: str  # "digits", "folder", "tfds", "multilabel-digits" or "listing"
+    location: str = None  # the folder, the listing (or its folder), or the tensorflow-datasets name
     split: str = None  # the tfds split given after the name ("train[:80%]"), else None
 
 
@@ -30,9 +32,9 @@ def parse_source(source, name="source"):
     if not isinstance(source, str):
         raise TypeError(f"{name} must be {SOURCE_FORMS}; received {source!r}.")
     kind, _, rest = source.partition(":")
-    if kind == "digits" and not rest:
+    if kind in ("digits", "multilabel-digits") and not rest:
         return DataSource(kind)
-    if kind == "folder" and rest:
+    if kind in ("folder", "listing") and rest:
         return DataSource(kind, os.path.expanduser(rest))  # folder:~/x, as a shell would
     if kind == "tfds" and rest:
         dataset, _, split = rest.partition(":")
@@ -76,7 +78,8 @@ def load_images(source, *, image_size, channels, split="train", limit=None, data
                 max_pixels=None):
     """Images in ``[0, 1]`` resized to ``image_size``, labels and class names from a data source string.
 
-    ``source`` is ``"digits"`` (bundled; ``split`` train/val/test), ``"folder:PATH"`` (one sub-folder per
+    ``source`` is ``"digits"`` (bundled; ``split`` train/val/test), ``"multilabel-digits"`` or ``"listing:PATH"``
+    (multi-label, :mod:`keras_cnn.multilabel`: float32 multi-hot labels), ``"folder:PATH"`` (one sub-folder per
     class, read as :func:`scan_folder` does: unreadable, corrupt or over-``max_pixels`` files are skipped and
     named in a warning) or ``"tfds:NAME[:SPLIT]"`` (tensorflow-datasets, read from ``data_dir``; downloaded only
     with ``download=True``, otherwise a clear error when it is not prepared there).
@@ -90,6 +93,8 @@ def load_images(source, *, image_size, channels, split="train", limit=None, data
         names = [str(i) for i in range(DIGITS_CLASSES)]
     elif parsed.kind == "folder":
         x, y, names = _folder(parsed.location, image_size, channels, limit, max_pixels)
+    elif parsed.kind in MULTILABEL_KINDS:
+        x, y, names = _multilabel(source, split, image_size, channels, limit, max_pixels)
     else:
         x, y, names = _tfds(parsed.location, parsed.split or split, image_size, channels, limit, data_dir, download)
     return (x[:limit], y[:limit], names) if limit is not None else (x, y, names)
@@ -107,7 +112,9 @@ def dataset(source, *, image_size, channels, split="train", batch_size=32, shuff
             limit=None, drop_remainder=False, val_fraction=0.2, test_fraction=0.2, data_dir=None, download=False,
             max_pixels=None):
     """A batched, prefetched ``tf.data.Dataset`` of ``(images, labels)``: float32 images in [0, 1] of shape
-    ``(batch, height, width, channels)`` (what :func:`load_images` returns and the models take) and int64 labels.
+    ``(batch, height, width, channels)`` (what :func:`load_images` returns and the models take) and int64 labels
+    (float32 multi-hot rows ``(batch, K)`` for the multi-label sources ``"multilabel-digits"`` and
+    ``"listing:PATH"``, :mod:`keras_cnn.multilabel`, split at random by ``seed``).
 
     ``source`` is ``"digits"``, ``"folder:PATH"`` or ``"tfds:NAME[:SPLIT]"``, split as ``keras-cnn train
     --data`` splits it: ``split`` is ``"train"``, ``"val"``, ``"test"`` or ``"all"``; digits and folders are
@@ -239,11 +246,10 @@ def scan_folder(path, *, workers=8, max_pixels=None, decode=True):
 def _scan(path, workers=8, max_pixels=None, decode=True, warn=True):
     """:func:`scan_folder`'s ``Folder`` and the ``(height, width)`` of each of its files, from the headers."""
     candidates, names = _listing(path)
-    skipped, sizes = _unusable([file for file, _ in candidates], max_pixels, workers, decode)
+    usable, skipped, sizes = _usable([file for file, _ in candidates], max_pixels, workers, decode)
     if skipped and warn:
         warn_skipped(path, skipped)
-    bad = {item.file for item in skipped}
-    kept = [(file, label) for file, label in candidates if file not in bad]
+    kept = [candidates[i] for i in usable]
     _check_classes(path, names, [label for _, label in kept], "readable images")
     folder = Folder([f for f, _ in kept], np.asarray([label for _, label in kept], dtype="int64"), names, skipped)
     return folder, [sizes[file] for file in folder.files]
@@ -284,6 +290,14 @@ def _check_classes(path, names, labels, what):
                          f"images or remove the folder(s).")
 
 
+def _usable(files, max_pixels, workers=8, decode=True):
+    """``(kept, skipped, sizes)``: the indices of the ``files`` that passed :func:`_unusable`'s checks (in order),
+    the :class:`keras_cnn._images.Skipped` others, and ``{file: (height, width)}`` from the headers."""
+    skipped, sizes = _unusable(files, max_pixels, workers, decode)
+    bad = {item.file for item in skipped}
+    return [i for i, file in enumerate(files) if file not in bad], skipped, sizes
+
+
 def _unusable(files, max_pixels, workers, decode=True):
     """``(skipped, sizes)``: :class:`keras_cnn._images.Skipped` for each file over the pixel limit (headers read
     one by one: the check silences a process-wide warning) or, with ``decode``, that TensorFlow cannot decode
@@ -301,6 +315,18 @@ def _unusable(files, max_pixels, workers, decode=True):
             decoded = dict(zip(decodable, pool.map(_images.decode_problem, decodable)))
     return [_images.Skipped(file, problem or decoded[file]) for file, problem in zip(files, problems)
             if problem or decoded.get(file)], sizes
+
+
+def _multilabel(source, split, image_size, channels, limit, max_pixels):
+    """A multi-label source's split as ``keras-cnn train`` splits it (default fractions, seed 0): arrays with
+    float32 multi-hot labels."""
+    from keras_cnn.app import pipeline, sources
+
+    split = _validate.check_choice("split", split, SPLITS)
+    part = sources.load(sources.parse(source, "source"), (split,), size=image_size, channels=channels, limit=limit,
+                        max_pixels=max_pixels)[split]
+    x, y = pipeline.arrays(part)
+    return x, y, list(part.class_names)
 
 
 def _folder(path, image_size, channels, limit, max_pixels=None):
@@ -323,7 +349,8 @@ def decode_all(files, labels, image_size, channels, *, sizes=None, where="folder
     parts = list(_batches(files, labels, image_size, channels, sizes=sizes, batch_size=256, where=where,
                           report=skipped.extend, planned_count=False, scale=True))
     if not parts:
-        x, y, kept = tf.zeros((0, *image_size, channels)), np.zeros((0,), "int64"), np.zeros((0,), "int64")
+        empty = _label_array(labels)[:0]  # int64 (0,) or float32 multi-hot (0, K)
+        x, y, kept = tf.zeros((0, *image_size, channels)), empty, np.zeros((0,), "int64")
     else:
         x = tf.concat([part[0] for part in parts], 0)
         y = np.concatenate([part[1].numpy() for part in parts])

@@ -9,6 +9,12 @@ and ONNX files are converted from the same ``serving_default`` function as the S
 one input ``image`` (dynamic batch) and one output, named by what it is (:func:`output_name`): ``probabilities``
 (softmax or sigmoid classifier) or ``logits``.
 
+A multi-label model (a sigmoid classifier, whose per-class decision thresholds ``keras_cnn.thresholds.attach``
+stored in it) is exported with them: its SavedModel gains a ``serving_labels`` signature (``probabilities`` and
+``labels``, 1 where a probability reaches its class's threshold) and ``assets.extra/keras_cnn.json``, its TFLite
+sidecar and its ONNX metadata say that the output is independent per-class probabilities and hold the
+thresholds, and quantized files must agree with Keras on each image's whole label set instead of the top-1 class.
+
 (Over 350 lines on purpose: the three formats share the staging, verification and all-or-nothing writing kept
 here; the runtimes are in :mod:`keras_cnn._tflite` and :mod:`keras_cnn._onnx_convert`.)
 """
@@ -88,7 +94,10 @@ def to_saved_model(model, directory, version=1, overwrite=False, *, verify_data=
     with the same functions as ``keras-cnn predict`` (channels, antialiased resize, centre crop, normalisation):
     ``serving_uint8`` (``image``: uint8 ``(batch, H, W, 1-4 channels)``, any size) and ``serving_bytes``
     (``image_bytes``: a batch of encoded PNG, JPEG, GIF or BMP files, ``{"b64": ...}`` in TF Serving's REST API).
-    Without ``preprocessing`` only ``serving_default`` is written. Each variable is stored once.
+    Without ``preprocessing`` only ``serving_default`` is written. A multi-label model with thresholds
+    (:func:`keras_cnn.thresholds.attach`) also gets ``serving_labels`` (``image`` as ``serving_default``; outputs
+    ``probabilities`` and int32 ``labels``) and ``assets.extra/keras_cnn.json`` (:func:`output_metadata`). Each
+    variable is stored once.
     An existing version folder is never replaced unless ``overwrite=True``; the new folder is written under a
     temporary name, verified with ``tf.saved_model.load`` (every signature within 1e-4 of Keras) and renamed at
     the end.
@@ -104,7 +113,7 @@ def to_saved_model(model, directory, version=1, overwrite=False, *, verify_data=
         raise FileExistsError(f"SavedModel version {target!r} exists; pass overwrite=True or another version.")
     root = os.path.dirname(os.path.abspath(directory))  # the folder an export's .tflite and .onnx files share
     with _files.staged_folder(target, overwrite=overwrite, root=root) as staging:
-        _write_saved_model(model, staging, record)
+        _write_saved_model(model, staging, record, labels=True)
         images = _verification_images(model, verify_data)
         signatures = tf.saved_model.load(staging).signatures
         got = signatures["serving_default"](image=tf.constant(images))
@@ -112,6 +121,8 @@ def to_saved_model(model, directory, version=1, overwrite=False, *, verify_data=
                           f"tensorflow {tf.__version__}")
         if record is not None:
             _verify_raw_signatures(model, signatures, record, target)
+        if decision_thresholds(model) is not None:
+            _verify_labels_signature(model, signatures, images, target)
         size = _folder_size(staging)
     return dataclasses.replace(result, size_bytes=size)
 
@@ -304,7 +315,7 @@ def to_onnx(model, path, opset=17, *, quantization=None, representative_data=Non
     opset = _validate.check_int("opset", opset, minimum=13, maximum=_compat.tf2onnx_max_opset())
     _check_free([path], overwrite)
     function, signature = _serving_function(int8_form(model) if quantization else model)
-    data = _onnx_convert.convert(function, signature, opset).SerializeToString()
+    data = _with_metadata(_onnx_convert.convert(function, signature, opset), model).SerializeToString()
     if quantization:
         data = _onnx_int8.quantize(data, _samples(representative_data, num_calibration_samples), per_channel)
     session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
@@ -323,6 +334,19 @@ def to_onnx(model, path, opset=17, *, quantization=None, representative_data=Non
                       min_agreement if checked else None)
     _files.write_all({path: data}, overwrite=overwrite)
     return dataclasses.replace(result, size_bytes=len(data))
+
+
+def _with_metadata(proto, model):
+    """The ONNX model with :func:`output_metadata` in its ``metadata_props`` (keys ``keras_cnn.*``, JSON values
+    where not plain text) and the output's meaning in its ``doc_string``."""
+    meaning = output_metadata(model)
+    values = {"keras_cnn.output": meaning["description"], "keras_cnn.task": meaning["task"],
+              "keras_cnn.thresholds": json.dumps(meaning["thresholds"])}
+    for key, value in values.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.graph.output[0].doc_string = meaning["description"]
+    return proto
 
 
 def _check_onnx_arguments(model, path, quantization, representative_data, num_calibration_samples, per_channel,
@@ -407,8 +431,9 @@ def _serving_function(model):
     return function, (spec,)
 
 
-def _write_saved_model(model, directory, record=None):
-    """``serving_default``, plus ``serving_uint8`` and ``serving_bytes`` with a preprocessing ``record``.
+def _write_saved_model(model, directory, record=None, labels=False):
+    """``serving_default``, plus ``serving_uint8`` and ``serving_bytes`` with a preprocessing ``record``, plus
+    with ``labels`` for a multi-label model with thresholds ``serving_labels`` and ``assets.extra/keras_cnn.json``.
 
     No ``archive.track(model)``: it would save every Keras variable a second time (under ``variables/`` beside
     the ``_all_variables/`` the endpoints capture, doubling the SavedModel; docs/benchmarks.md), and TF Serving needs
@@ -419,7 +444,61 @@ def _write_saved_model(model, directory, record=None):
     if record is not None:
         for name, (raw, raw_signature) in _raw_serving_functions(model, record).items():
             archive.add_endpoint(name=name, fn=raw, input_signature=list(raw_signature))
+    limits = decision_thresholds(model) if labels else None
+    if limits is not None:
+        archive.add_endpoint(name="serving_labels", fn=_labels_function(model, limits), input_signature=list(signature))
     archive.write_out(directory, verbose=False)
+    if limits is not None:
+        extra = os.path.join(directory, "assets.extra")
+        os.makedirs(extra, exist_ok=True)
+        names = list(record.class_names) if record is not None else None
+        with open(os.path.join(extra, "keras_cnn.json"), "w", encoding="utf-8") as file:
+            json.dump(output_metadata(model, names), file, indent=2)
+
+
+def _labels_function(model, limits):
+    """``serving_labels``: the probabilities and, per class, 1 where one reaches its threshold."""
+    name = output_name(model)
+    thresholds = tf.constant(limits, tf.float32)
+
+    def labels(image):
+        scores = model(image, training=False)
+        return {name: scores, "labels": tf.cast(scores >= thresholds, tf.int32)}
+
+    return labels
+
+
+def _verify_labels_signature(model, signatures, images, target):
+    """``serving_labels`` gives Keras's probabilities (within 1e-4) and their label sets at the thresholds."""
+    got = signatures["serving_labels"](image=tf.constant(images))
+    runtime = f"tensorflow {tf.__version__}"
+    _compare(model, images, got[output_name(model)].numpy(), None, target, "savedmodel serving_labels", runtime)
+    expected = _decisions(model, np.asarray(got[output_name(model)]))
+    if not np.array_equal(got["labels"].numpy().astype(bool), expected):
+        raise ExportVerificationError(f"savedmodel serving_labels of {model.name!r} gives other label sets than its "
+                                      f"probabilities at the thresholds in {runtime}; nothing was written.")
+
+
+def decision_thresholds(model):
+    """The per-class decision thresholds stored in a multi-label ``model`` (float32 array), or None."""
+    from keras_cnn import thresholds
+
+    limits = thresholds.attached(model)
+    return None if limits is None else limits.astype("float32")
+
+
+def output_metadata(model, class_names=None):
+    """What every export of ``model`` says of its output: ``{"name", "description", "task", "thresholds",
+    "class_names"}``; ``task`` is "multilabel" for a sigmoid classifier (independent per-class probabilities, a
+    label wherever one reaches its class's threshold), else "multiclass"."""
+    from keras_cnn import _tflite_metadata
+
+    name, activation = output_name(model), _classifier_activation(model)
+    limits = decision_thresholds(model)
+    return {**_tflite_metadata.output_description(name, activation),
+            "task": "multilabel" if activation == "sigmoid" else "multiclass",
+            "thresholds": None if limits is None else [float(t) for t in limits],
+            "class_names": list(class_names) if class_names else None}
 
 
 SERVING_FIELDS = ("input_size", "channels", "resize", "mean", "std")  # what the raw signatures need of a record
@@ -567,8 +646,10 @@ def _compare(model, images, got, quantization, path, fmt, runtime, min_agreement
     expected = np.concatenate([keras.ops.convert_to_numpy(model(images[i:i + 64], training=False))
                                for i in range(0, len(images), 64)])
     diff = float(np.max(np.abs(expected - got)))
-    agreed = int(np.sum(expected.argmax(-1) == got.argmax(-1)))
+    same = _decisions(model, expected) == _decisions(model, got)
+    agreed = int(np.sum(same.all(-1) if same.ndim > 1 else same))
     agreement = agreed / len(images)
+    what = "label set" if decision_thresholds(model) is not None else "top-1 class"
     tolerance = FLOAT_TOLERANCE.get(quantization)
     if tolerance is not None and not np.allclose(got, expected, atol=tolerance, rtol=tolerance):
         raise ExportVerificationError(f"{fmt} export of {model.name!r} differs from Keras by {diff:.3g} in "
@@ -578,11 +659,17 @@ def _compare(model, images, got, quantization, path, fmt, runtime, min_agreement
             "accept" if quantization == "int8" else "Accept"
         accept = f"{np.floor(agreement * 100) / 100:.2f}"
         raise ExportVerificationError(
-            f"{quantization} {fmt} export of {model.name!r} agrees with Keras on the top-1 class of {agreed} of "
+            f"{quantization} {fmt} export of {model.name!r} agrees with Keras on the {what} of {agreed} of "
             f"{len(images)} verification images ({agreement:.4f}), below min_agreement={min_agreement} (max "
             f"|difference| {diff:.3g}); nothing was written. {calibration} the drift with min_agreement={accept} "
             f"(keras-cnn export --min-agreement {accept}).")
     return ExportResult(os.fspath(path), fmt, 0, diff, agreement, runtime, quantization, len(images), min_agreement)
+
+
+def _decisions(model, scores):
+    """What a prediction decides: the top-1 class, or a multi-label model's label set at its thresholds."""
+    limits = decision_thresholds(model)
+    return scores.argmax(-1) if limits is None else scores >= limits
 
 
 def _tflite_sidecar(model, interpreter, result, preprocessing, class_names, path):
@@ -599,6 +686,9 @@ def _tflite_sidecar(model, interpreter, result, preprocessing, class_names, path
                         "shape": [int(d) for d in details["shape_signature"]],
                         "dtype": np.dtype(details["dtype"]).name,
                         "quantization": {"scale": float(scale), "zero_point": int(zero_point)} if scale else None}
+    meaning = output_metadata(model)
+    sidecar["output"]["description"] = meaning["description"]
+    sidecar.update(task=meaning["task"], thresholds=meaning["thresholds"])
     return sidecar
 
 

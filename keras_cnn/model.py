@@ -51,11 +51,17 @@ class CNNModel(keras.Model):
         # a JSON string: Keras's attribute tracking would wrap a dict, and the config must stay as built
         self._keras_cnn_config = None if build_config is None else json.dumps(build_config)
         self._keras_cnn_weights = None
+        self._keras_cnn_thresholds = None
 
     def set_weights_info(self, info):
         """Record where the weights came from and the checkpoint's preprocessing (a JSON-serialisable dict, see
         :func:`keras_cnn.weights.checkpoint_info`); saved with the model."""
         self._keras_cnn_weights = None if info is None else json.dumps(info)
+
+    def set_thresholds(self, thresholds):
+        """Record a multi-label model's per-class decision thresholds (``keras_cnn.thresholds.attach`` checks
+        them); saved with the model."""
+        self._keras_cnn_thresholds = None if thresholds is None else json.dumps([float(t) for t in thresholds])
 
     def get_config(self):
         config = super().get_config()
@@ -63,6 +69,8 @@ class CNNModel(keras.Model):
             config["keras_cnn"] = json.loads(self._keras_cnn_config)
         if getattr(self, "_keras_cnn_weights", None) is not None:
             config["keras_cnn_weights"] = json.loads(self._keras_cnn_weights)
+        if getattr(self, "_keras_cnn_thresholds", None) is not None:
+            config["keras_cnn_thresholds"] = json.loads(self._keras_cnn_thresholds)
         return config
 
     @classmethod
@@ -70,9 +78,11 @@ class CNNModel(keras.Model):
         config = dict(config)
         build_config = config.pop("keras_cnn", None)
         weights_info = config.pop("keras_cnn_weights", None)
+        thresholds = config.pop("keras_cnn_thresholds", None)
         model = super().from_config(config, custom_objects=custom_objects)
         model._keras_cnn_config = None if build_config is None else json.dumps(build_config)
         model.set_weights_info(weights_info)
+        model.set_thresholds(thresholds)
         return model
 
 
@@ -105,9 +115,20 @@ def weights_info(model):
     return None if info is None else json.loads(info)
 
 
+def decision_thresholds(model):
+    """The per-class decision thresholds a multi-label ``model`` carries (a tuple of floats), or None."""
+    values = getattr(model, "_keras_cnn_thresholds", None)
+    return None if values is None else tuple(json.loads(values))
+
+
 def _with_info(target, model):
-    """``target`` carrying ``model``'s checkpoint record (its weights came from there)."""
+    """``target`` carrying ``model``'s checkpoint record (its weights came from there) and its decision
+    thresholds while its classifier is the same (same classes, same activation)."""
     target.set_weights_info(weights_info(model))
+    same_head = has_config(model) and has_config(target) and all(
+        json.loads(model._keras_cnn_config).get(key) == json.loads(target._keras_cnn_config).get(key)
+        for key in ("classes", "classifier_activation", "include_top"))
+    target.set_thresholds(decision_thresholds(model) if same_head else None)
     return target
 
 

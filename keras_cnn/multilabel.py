@@ -220,21 +220,50 @@ def listing_dataset(path, *, image_size, channels, batch_size=32, shuffle_seed=N
     image_size, channels, _ = data._checked_shape(image_size, channels, None)
     batch_size = _validate.check_int("batch_size", batch_size, minimum=1)
     _validate.check_bool("drop_remainder", drop_remainder)
-    listing = read_listing(path, class_names)
-    skipped, sizes = data._unusable(listing.files, max_pixels, workers=8, decode=False)
-    if skipped:
-        data.warn_skipped(path, skipped)
-    bad = {item.file for item in skipped}
-    keep = [i for i, file in enumerate(listing.files) if file not in bad]
-    if not keep:
-        raise ValueError(f"listing {path!r}: none of its {len(listing.files)} images can be read.")
-    files = [listing.files[i] for i in keep]
-    result = data.decoded(files, listing.labels[keep], image_size, channels, sizes=[sizes[f] for f in files],
-                          shuffle_seed=shuffle_seed, batch_size=batch_size, drop_remainder=drop_remainder,
+    listing, usable, sizes = scan_listing(path, class_names=class_names, max_pixels=max_pixels)
+    result = data.decoded(usable.files, usable.labels, image_size, channels, sizes=sizes, shuffle_seed=shuffle_seed,
+                          batch_size=batch_size, drop_remainder=drop_remainder,
                           where=f"listing {path!r}").prefetch(tf.data.AUTOTUNE)
-    result.class_names, result.skipped_files = list(listing.class_names), list(skipped)
+    result.class_names, result.skipped_files = list(listing.class_names), list(usable.skipped)
     result.unlabelled, result.per_class = listing.unlabelled, dict(listing.per_class)
     return result
+
+
+LISTING_NAMES = ("labels.csv", "labels.json")  # the labels file of a folder given as a listing
+
+
+def listing_file(path):
+    """The listing a ``listing:PATH`` source names: ``path`` itself, or for a folder the one ``labels.csv`` or
+    ``labels.json`` it holds (image paths relative to the folder)."""
+    path = _validate.check_path("path", path)
+    if not os.path.isdir(path):
+        return path
+    found = [name for name in LISTING_NAMES if os.path.isfile(os.path.join(path, name))]
+    if len(found) != 1:
+        what = "neither" if not found else "both"
+        raise ValueError(f"folder {path!r} must hold one labels file, {' or '.join(LISTING_NAMES)} (image paths "
+                         f"relative to the folder, label names separated by {LABEL_SEPARATOR!r}); it holds {what}.")
+    return os.path.join(path, found[0])
+
+
+def scan_listing(path, *, class_names=None, max_pixels=None, warn=True):
+    """``(listing, usable, sizes)``: the :class:`Listing` of ``path`` (a listing or a folder holding one:
+    :func:`listing_file`), its files whose headers can be read and are within ``max_pixels`` as a
+    :class:`keras_cnn.data.Folder` (multi-hot labels; the others in its ``skipped``, named in one warning unless
+    ``warn`` is False), and
+    their ``(height, width)``. Nothing is decoded; a listing none of whose images can be read is a ``ValueError``."""
+    from keras_cnn import data
+
+    path = listing_file(path)
+    listing = read_listing(path, class_names)
+    kept, skipped, sizes = data._usable(listing.files, max_pixels, decode=False)
+    if skipped and warn:
+        data.warn_skipped(path, skipped)
+    if not kept:
+        raise ValueError(f"listing {path!r}: none of its {len(listing.files)} images can be read.")
+    files = [listing.files[i] for i in kept]
+    usable = data.Folder(files, listing.labels[kept], list(listing.class_names), list(skipped))
+    return listing, usable, [sizes[file] for file in files]
 
 
 def _checked_class_names(class_names):

@@ -8,6 +8,10 @@ cut-off. Seed 000 §1.1 (precision/recall on the confidence threshold) gives the
 * ``"break_even"``: the precision/recall break-even point, where as many samples are predicted positive as there
   are positives (then precision equals recall).
 
+:func:`attach` stores the thresholds in a model made by ``keras_cnn.build``, so they travel in its ``.keras`` file
+(:func:`attached` reads them back); ``keras-cnn train --task multilabel`` does this and writes them into the
+preprocessing record that evaluation, prediction and the exports use.
+
 Each threshold is placed halfway between the validation score it keeps and the next lower one, so it predicts the
 validation set exactly as the chosen cut-off does while leaving a margin on both sides for unseen scores.
 """
@@ -42,6 +46,38 @@ def choose_thresholds(y_true, y_score, *, rule="f1"):
         warnings.warn(f"choose_thresholds: class(es) {undefined} have no positive validation sample; their "
                       f"threshold stays {DEFAULT_THRESHOLD}.", stacklevel=2)
     return np.asarray(chosen, dtype="float64")
+
+
+def attach(model, thresholds):
+    """Store one decision threshold per class (numbers in [0, 1]) in ``model``, a multi-label model made by
+    ``keras_cnn.build`` (its outputs independent sigmoid probabilities); ``model.save`` keeps them and
+    :func:`attached` reads them, also after ``keras.saving.load_model``. None removes them. Returns ``model``."""
+    from keras_cnn.model import CNNModel, model_config
+
+    if not isinstance(model, CNNModel):
+        raise TypeError(f"model must be a model made by keras_cnn.build (it keeps the thresholds in its config); "
+                        f"received {type(model).__name__}.")
+    if thresholds is not None:
+        config = model_config(model)
+        activation = config.get("classifier_activation")
+        if not config.get("include_top", True) or activation != "sigmoid":
+            raise ValueError(f"thresholds decide a multi-label model's sigmoid outputs; model {model.name!r} has "
+                             f"include_top={config.get('include_top')} and classifier_activation={activation!r}.")
+        limits = np.asarray(thresholds, dtype="float64")
+        if limits.shape != (config["classes"],) or not np.all((limits >= 0) & (limits <= 1)):
+            raise ValueError(f"thresholds must be {config['classes']} numbers in [0, 1] (one per class); received "
+                             f"shape {limits.shape} with values {np.asarray(thresholds).tolist()!r:.200}.")
+        thresholds = limits.tolist()
+    model.set_thresholds(thresholds)
+    return model
+
+
+def attached(model):
+    """The per-class thresholds stored in ``model`` by :func:`attach` (float64 array), or None."""
+    from keras_cnn.model import decision_thresholds
+
+    values = decision_thresholds(model)
+    return None if values is None else np.asarray(values, dtype="float64")
 
 
 def predict_labels(y_score, thresholds):

@@ -3,6 +3,8 @@
 The data default to the test split of the data the model was trained on (from its preprocessing record).
 ``--mode multi-crop`` averages over AlexNet's 10 crops (or a VGG grid) and ``--mode dense`` runs the model fully
 convolutionally over whole images at ``--scales`` (keras_cnn.evaluation; both need a .keras model).
+A multi-label model (its record says ``task`` multilabel) is scored with its per-class thresholds: accuracy is the
+share of images whose whole label set is right, the confusion matrices are one 2x2 per class.
 Example: ``keras-cnn evaluate --model saved_models/lenet5.keras``.
 """
 
@@ -54,9 +56,9 @@ def run(args):
     with memory.explained(f"evaluating {memory.shape(record.resize, record.channels)} images in batches of "
                           f"{args.batch_size}", "lower --batch-size, or --limit the images"):
         images, labels, source = _data(args, record)
-        scores = runners.probabilities(runner, _predict(args, runner, record, images))
+        scores = runners.probabilities(runner, _predict(args, runner, record, images), record)
     if runner.output == "logits":
-        print(f"note: {args.model} outputs logits; the metrics score their softmax.")
+        print(f"note: {args.model} outputs logits; the metrics score their {'sigmoid' if record.multilabel else 'softmax'}.")
     values = _metrics(labels, scores, record)
     stem = preprocessing.record_path(args.model)[: -len(preprocessing.SUFFIX)]
     plots = _plots(args, stem, labels, scores, record)
@@ -67,7 +69,8 @@ def run(args):
 
         report.merge(report_path, {**_headline(values), "evaluation": {
             "model": args.model, "kind": runner.kind, "data": source, "split": args.split, "images": len(labels),
-            "mode": args.mode, "plots": plots, "per_class": values["per_class"]}})
+            "mode": args.mode, "plots": plots, "per_class": values["per_class"], "task": record.task,
+            "thresholds": list(record.decision_thresholds()) if record.multilabel else None}})
         print(f"report: {report_path}" + (f"; plots: {', '.join(plots)}" if plots else ""))
     return values
 
@@ -84,7 +87,11 @@ def _data(args, record):
     saved.update({k: v for k, v in (("data_dir", args.data_dir), ("download", args.download)) if v})
     source = sources.from_json(saved)
     split = sources.load(source, (args.split,), size=record.resize, channels=record.channels,
-                         limit=args.limit, max_pixels=args.max_pixels)[args.split]
+                         limit=args.limit, max_pixels=args.max_pixels, class_names=record.class_names)[args.split]
+    if split.multilabel != record.multilabel:
+        kinds = {True: "multi-label", False: "single-label"}
+        raise ValueError(f"--data {source.source!r} is {kinds[split.multilabel]}; the model {args.model!r} is "
+                         f"{kinds[record.multilabel]} (its record's task is {record.task!r}).")
     if len(split.class_names) != len(record.class_names):
         raise ValueError(f"--data {source.source!r} has {len(split.class_names)} classes; the model has "
                          f"{len(record.class_names)} ({', '.join(record.class_names[:5])}...).")
@@ -116,7 +123,7 @@ def _metrics(labels, scores, record):
 
     from keras_cnn import metrics
 
-    task = {"task": "multiclass"}
+    task = _task(record)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", metrics.UndefinedMetricWarning)  # classes absent from a small split
         summary = metrics.classification_summary(labels, scores, **task)
@@ -124,17 +131,24 @@ def _metrics(labels, scores, record):
             "precision": metrics.precision(labels, scores, average=None, **task),
             "recall": metrics.recall(labels, scores, average=None, **task),
             "f1": metrics.f1_score(labels, scores, average=None, **task),
-            "pr_auc": metrics.pr_auc(labels, scores, average=None, **task),
-            "roc_auc": metrics.roc_auc(labels, scores, average=None, **task),
+            "pr_auc": metrics.pr_auc(labels, scores, average=None, task=task["task"]),  # rankings: no threshold
+            "roc_auc": metrics.roc_auc(labels, scores, average=None, task=task["task"]),
         }
         summary.update(accuracy=metrics.accuracy(labels, scores, **task),
                        precision_macro=metrics.precision(labels, scores, **task),
                        recall_macro=metrics.recall(labels, scores, **task))
-    support = np.bincount(labels, minlength=len(record.class_names))
+    support = labels.sum(axis=0) if record.multilabel else np.bincount(labels, minlength=len(record.class_names))
     return {**summary, "per_class": {name: {**{k: float(v[i]) for k, v in per_class.items()},
                                             "support": int(support[i])}
                                      for i, name in enumerate(record.class_names)},
             "confusion_matrix": metrics.confusion_matrix(labels, scores, **task).tolist()}
+
+
+def _task(record):
+    """The metrics' task arguments: multiclass, or multilabel at the record's per-class thresholds."""
+    if not record.multilabel:
+        return {"task": "multiclass"}
+    return {"task": "multilabel", "threshold": np.asarray(record.decision_thresholds())}
 
 
 def _headline(values):
@@ -154,14 +168,15 @@ def _plots(args, stem, labels, scores, record):
         return []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", metrics.UndefinedMetricWarning)
-        return save_plots(labels, scores, folder, task="multiclass", tag=args.split,
-                          class_names=list(record.class_names))
+        return save_plots(labels, scores, folder, tag=args.split, class_names=list(record.class_names),
+                          **_task(record))
 
 
 def _print(args, values, labels, scores, record, source):
     from keras_cnn.app import report
 
-    print(f"\n{args.model} on {source} ({args.split}, {len(labels)} images, {args.mode} evaluation):")
+    task = ", multi-label at per-class thresholds" if record.multilabel else ""
+    print(f"\n{args.model} on {source} ({args.split}, {len(labels)} images, {args.mode} evaluation{task}):")
     print(report.table(("metric", "value"), [(key, values[key]) for key in report.HEADLINE]))
     if args.per_class:
         columns = ("precision", "recall", "f1", "pr_auc", "roc_auc", "support")

@@ -117,7 +117,7 @@ def run(args):
             preprocessing.save(record, os.path.join(args.output, _stem_name(args, model) + preprocessing.SUFFIX))
     print(f"published {len(results)} export(s) together into {args.output}", flush=True)
     agreements = _agreements(model, results, test)
-    _summary(model.name, results, agreements, None if test is None else len(test))
+    _summary(model, results, agreements, None if test is None else len(test))
     if args.report:
         _report(args.report, results, agreements, test)
     return results
@@ -275,11 +275,13 @@ def _test_images(record, max_pixels=None):
 
 
 def _agreements(model, results, test):
-    """Per export: top-1 agreement and max |difference| with Keras over the whole test split."""
+    """Per export: agreement with Keras over the whole test split (of the top-1 class, or of a multi-label model's
+    label set at its thresholds) and max |difference|."""
     if test is None:
         return {}
     import keras
 
+    from keras_cnn import export
     from keras_cnn.app import runners
 
     expected = np.concatenate([keras.ops.convert_to_numpy(model(test[i:i + 256], training=False))
@@ -287,18 +289,21 @@ def _agreements(model, results, test):
     agreements = {}
     for result in results:
         got = runners.load(result.path).predict(test)
-        agreements[result.path] = (float(np.mean(got.argmax(-1) == expected.argmax(-1))),
+        same = export._decisions(model, got) == export._decisions(model, expected)
+        agreements[result.path] = (float(np.mean(same.all(-1) if same.ndim > 1 else same)),
                                    float(np.max(np.abs(got - expected))))
     return agreements
 
 
-def _summary(name, results, agreements, count):
+def _summary(model, results, agreements, count):
     """One row per file: verification on the export's own images, then on the whole test split."""
+    from keras_cnn import export
     from keras_cnn.app import report
 
-    headers = ["format", "size MB", "max |diff|", "top-1 agree"]
+    what = "label sets" if export.decision_thresholds(model) is not None else "top-1"
+    headers = ["format", "size MB", "max |diff|", f"{what} agree"]
     if agreements:
-        headers += [f"test top-1 ({count})", "test max |diff|"]
+        headers += [f"test {what} ({count})", "test max |diff|"]
     rows = []
     for r in results:
         row = [r.format + (f" ({r.quantization})" if r.quantization else ""), f"{r.size_bytes / 1e6:.2f}",
@@ -306,7 +311,7 @@ def _summary(name, results, agreements, count):
         if agreements:
             row += [agreements[r.path][0], f"{agreements[r.path][1]:.3g}"]
         rows.append(row + [f"{r.path}  [{r.runtime}]"])
-    print(f"\nExported {name} (max |diff| vs Keras and top-1 agreement on the verification images):")
+    print(f"\nExported {model.name} (max |diff| vs Keras and {what} agreement on the verification images):")
     print(report.table(headers + ["file  [runtime]"], rows, left=(0, -1)))
 
 

@@ -222,10 +222,11 @@ def best_logged(rows, monitor):
 
 
 def standard(files, *, validation, class_names, monitor, patience, resume_from, backup=True, keep_backup=False,
-             progress_file=None, tensorboard_dir=None):
+             progress_file=None, tensorboard_dir=None, task="multiclass"):
     """The callback list of ``keras-cnn train`` (``files``: a ``RunFiles``). ``keep_backup`` leaves the backup
-    when training ends (the first phase of ``--freeze-backbone``: the second takes it over)."""
-    callbacks = [ValidationMetrics(validation, class_names=class_names), keras.callbacks.TerminateOnNaN()]
+    when training ends (the first phase of ``--freeze-backbone``: the second takes it over); ``task``: the
+    validation metrics' (multilabel: F1 at 0.5 during training; the per-class thresholds come after it)."""
+    callbacks = [ValidationMetrics(validation, task=task, class_names=class_names), keras.callbacks.TerminateOnNaN()]
     rows = trim_log(files.log, resume_from)
     callbacks.append(keras.callbacks.CSVLogger(files.log, append=True))
     callbacks.append(keras.callbacks.ModelCheckpoint(

@@ -11,6 +11,10 @@ deployed models expect these inputs, as the TFLite sidecar's byte-level ``prepro
 :func:`load` checks every field (a truncated file, a missing field, a std of 0 or a NaN is a ``ValueError``
 naming the file and the field) and :func:`check_fits` the record against its model (channels, input size,
 classes), naming both files.
+
+A multi-label model's record says so (``task`` "multilabel": its outputs are independent sigmoid probabilities,
+not a distribution) and holds the per-class ``thresholds`` chosen on the validation split
+(:mod:`keras_cnn.thresholds`), which evaluation, prediction and every export's sidecar use.
 """
 
 import dataclasses
@@ -24,6 +28,7 @@ import numpy as np
 from keras_cnn import _validate
 from keras_cnn._images import match_channels  # the one channel rule (also for files)
 
+TASKS = ("multiclass", "multilabel")
 NORMALIZATIONS = ("auto", "unit", "symmetric", "mean", "standardize", "checkpoint")
 SUFFIX = ".preprocessing.json"
 MODEL_SUFFIXES = (".keras", ".tflite", ".onnx")
@@ -47,6 +52,21 @@ class Preprocessing:
     normalization: str = "unit"
     model: str = None
     data: dict = None  # the training data (source, seed, fractions): evaluate's default data
+    task: str = "multiclass"  # "multilabel": independent sigmoid scores, a label wherever one reaches its threshold
+    thresholds: tuple = None  # multilabel: one decision threshold per class, chosen on the validation split
+
+    @property
+    def multilabel(self):
+        return self.task == "multilabel"
+
+    def decision_thresholds(self):
+        """A multi-label model's per-class thresholds (``keras_cnn.thresholds.DEFAULT_THRESHOLD`` for each class
+        when none were chosen); None for a multi-class model."""
+        if not self.multilabel:
+            return None
+        from keras_cnn.thresholds import DEFAULT_THRESHOLD
+
+        return self.thresholds or (DEFAULT_THRESHOLD,) * len(self.class_names)
 
     def prepare(self, images):
         """Channels, resize, centre crop and normalisation of a float image or batch (TensorFlow ops)."""
@@ -74,18 +94,27 @@ class Preprocessing:
 
 
 def create(input_shape, class_names, *, normalization="unit", images=None, resize=None, model=None, data=None,
-           statistics=None):
+           statistics=None, task="multiclass"):
     """A record for a model input ``(height, width, channels)``; ``images`` (train, [0, 1]) give the statistics
     of "mean" and "standardize", ``statistics`` (``(mean, std)``, one value or one per channel) those of
-    "checkpoint"."""
+    "checkpoint"; ``task`` "multilabel" marks a multi-label model (thresholds: :func:`with_thresholds`)."""
     height, width, channels = input_shape
     _validate.check_choice("normalization", normalization, NORMALIZATIONS[1:])
+    _validate.check_choice("task", task, TASKS)
     mean, std = _statistics(normalization, images, channels, statistics)
     resize = tuple(resize or (height, width))
     if resize[0] < height or resize[1] < width:
         raise ValueError(f"resize must be at least the model input {height}x{width}; received {resize}.")
     return Preprocessing((height, width), channels, resize, mean, std, tuple(str(n) for n in class_names),
-                         normalization, model, data)
+                         normalization, model, data, task)
+
+
+def with_thresholds(record, thresholds):
+    """``record`` of a multi-label model with its per-class ``thresholds`` (checked: one per class, in [0, 1])."""
+    if not record.multilabel:
+        raise ValueError(f"thresholds belong to a multi-label model's record; this record's task is {record.task!r}.")
+    checked = _thresholds([float(t) for t in thresholds], len(record.class_names))
+    return dataclasses.replace(record, thresholds=checked)
 
 
 def resolve_normalization(requested, family):
@@ -228,7 +257,19 @@ def _checked(values):
         raise TypeError(f"field model must be a string or null; received {values['model']!r}")
     if values.get("data") is not None and not isinstance(values["data"], dict):
         raise TypeError(f"field data must be an object or null; received {values['data']!r}")
+    task = values.get("task", "multiclass")
+    _validate.check_choice("field task", task, TASKS)
+    if values.get("thresholds") is not None:
+        if task != "multilabel":
+            raise ValueError(f"field thresholds belongs to a multilabel record; received task {task!r}")
+        out["thresholds"] = _thresholds(values["thresholds"], len(out["class_names"]))
     return out
+
+
+def _thresholds(values, classes):
+    """One decision threshold per class, each a number in [0, 1] (sigmoid scores lie there)."""
+    values = _sequence("thresholds", values, classes)
+    return tuple(_finite(f"thresholds[{i}]", v, low=0.0, high=1.0) for i, v in enumerate(values))
 
 
 def _sequence(name, value, length=None):
@@ -244,11 +285,13 @@ def _positive_int(name, value):
     return value
 
 
-def _finite(name, value, positive=False):
-    """A finite number (> 0 with ``positive``: a std divides)."""
+def _finite(name, value, positive=False, low=None, high=None):
+    """A finite number (> 0 with ``positive``: a std divides; within [low, high] when given)."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or (positive and value <= 0):
-        raise ValueError(f"field {name} must be a finite number{' > 0' if positive else ''}; received {value!r}")
+    within = ok and (low is None or value >= low) and (high is None or value <= high)
+    if not within or (positive and value <= 0):
+        bound = " > 0" if positive else f" in [{low}, {high}]" if low is not None else ""
+        raise ValueError(f"field {name} must be a finite number{bound}; received {value!r}")
     return float(value)
 
 

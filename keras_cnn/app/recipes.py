@@ -65,43 +65,53 @@ def loss_weights(model, aux_weight):
     return {name: 1.0 if name == MAIN_OUTPUT else aux_weight for name in model.output_names}
 
 
-def loss(label_smoothing, reduction="sum_over_batch_size"):
-    """Cross-entropy on integer labels, or on one-hot labels when smoothing (Inception v3: 0.1)."""
+def loss(label_smoothing, reduction="sum_over_batch_size", multilabel=False):
+    """Cross-entropy on integer labels, or on one-hot labels when smoothing (Inception v3: 0.1); with
+    ``multilabel``, binary cross-entropy on multi-hot rows (each class an independent sigmoid)."""
     import keras
 
+    if multilabel:
+        return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing, reduction=reduction)
     if label_smoothing:
         return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing, reduction=reduction)
     return keras.losses.SparseCategoricalCrossentropy(reduction=reduction)
 
 
-def accuracy(label_smoothing):
+def accuracy(label_smoothing, multilabel=False):
+    """Top-1 accuracy, or for ``multilabel`` the share of (image, class) decisions right at 0.5 (Keras's
+    ``BinaryAccuracy``; the per-class thresholds come after training)."""
     import keras
 
+    if multilabel:
+        return keras.metrics.BinaryAccuracy(name="accuracy")
     if label_smoothing:
         return keras.metrics.CategoricalAccuracy(name="accuracy")
     return keras.metrics.SparseCategoricalAccuracy(name="accuracy")
 
 
-def targets(model, classes, label_smoothing):
-    """``fn(labels) -> targets``: one-hot when smoothing, repeated once per output for auxiliary heads."""
+def targets(model, classes, label_smoothing, multilabel=False):
+    """``fn(labels) -> targets``: one-hot when smoothing (multi-hot rows pass as they are), repeated once per
+    output for auxiliary heads."""
     import tensorflow as tf
 
     count = len(model.outputs)
 
     def fn(labels):
-        target = tf.one_hot(labels, classes) if label_smoothing else labels
+        target = tf.one_hot(labels, classes) if label_smoothing and not multilabel else labels
         return target if count == 1 else (target,) * count
 
     return fn
 
 
-def compile_kwargs(model, label_smoothing, aux_weight):
+def compile_kwargs(model, label_smoothing, aux_weight, multilabel=False):
     """``loss``, ``loss_weights`` and ``metrics`` for ``model.compile`` (per output when there are several)."""
     if len(model.outputs) == 1:
-        return {"loss": loss(label_smoothing), "metrics": [accuracy(label_smoothing)]}
+        return {"loss": loss(label_smoothing, multilabel=multilabel),
+                "metrics": [accuracy(label_smoothing, multilabel)]}
     names = model.output_names
-    return {"loss": {n: loss(label_smoothing) for n in names}, "loss_weights": loss_weights(model, aux_weight),
-            "metrics": {MAIN_OUTPUT: [accuracy(label_smoothing)]}}
+    return {"loss": {n: loss(label_smoothing, multilabel=multilabel) for n in names},
+            "loss_weights": loss_weights(model, aux_weight),
+            "metrics": {MAIN_OUTPUT: [accuracy(label_smoothing, multilabel)]}}
 
 
 def precision_policy(mixed):

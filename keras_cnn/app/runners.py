@@ -198,9 +198,19 @@ def _default_record(runner, path):
         raise ValueError(f"{path!r} has no {preprocessing.SUFFIX} beside it and accepts any input size; pass "
                          f"--preprocessing with the record written by keras-cnn train.")
     classes = runner.predict(np.zeros((1, height, width, channels), "float32")).shape[-1]
+    limits = _attached_thresholds(runner.model)
     print(f"note: no {preprocessing.record_path(path)}; assuming inputs in [0, 1] resized to {height}x{width} "
-          "and classes named by index.")
-    return preprocessing.create((height, width, channels), [str(i) for i in range(classes)])
+          "and classes named by index" + ("; multi-label, with the thresholds the model carries." if limits else "."))
+    record = preprocessing.create((height, width, channels), [str(i) for i in range(classes)],
+                                  task="multilabel" if limits else "multiclass")
+    return preprocessing.with_thresholds(record, limits) if limits else record
+
+
+def _attached_thresholds(model):
+    """The per-class thresholds a .keras multi-label model carries (``keras_cnn.thresholds.attach``), or None."""
+    from keras_cnn.model import decision_thresholds
+
+    return None if model is None else decision_thresholds(model)
 
 
 def _size(pair):
@@ -211,9 +221,12 @@ def _values(values):
     return "[" + ", ".join(f"{v:.4g}" for v in values) + "]"
 
 
-def probabilities(runner, outputs):
-    """``runner``'s outputs as probabilities: the softmax of a logits model's outputs, others as they are."""
+def probabilities(runner, outputs, record=None):
+    """``runner``'s outputs as probabilities: the softmax of a logits model's outputs (their sigmoid when
+    ``record`` is a multi-label model's: independent per class), others as they are."""
     if runner.output != "logits":
         return outputs
+    if record is not None and record.multilabel:
+        return 1.0 / (1.0 + np.exp(-outputs.astype("float64")))
     exp = np.exp(outputs - outputs.max(axis=-1, keepdims=True))
     return exp / exp.sum(axis=-1, keepdims=True)

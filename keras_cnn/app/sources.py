@@ -1,4 +1,5 @@
-"""Data sources as ``tf.data``: ``digits``, ``folder:PATH`` and ``tfds:NAME[:SPLIT]`` split into train/val/test.
+"""Data sources as ``tf.data``: ``digits``, ``folder:PATH``, ``tfds:NAME[:SPLIT]`` and the multi-label
+``multilabel-digits`` and ``listing:PATH`` (:mod:`keras_cnn.multilabel`), split into train/val/test.
 
 Every split is a dataset of ``(image, label)`` with float32 images in [0, 1] already resized to a square
 ``size`` (decoding and resizing run in parallel, once per file; unreadable and over-limit files are skipped
@@ -7,7 +8,9 @@ is decoded at load time, so the files TensorFlow cannot decode are named then to
 larger one names them when a pass reaches them, ``keras_cnn.data.decoded``), plus its length and the class
 names. Splits are fixed: digits and folders
 use a stratified split by ``seed`` with the given fractions; tfds takes the validation set from the end of the
-training split and tests on ``test``.
+training split and tests on ``test``. Multi-label sources give float32 multi-hot labels (``Split.multilabel``):
+the multi-label digits split their source digits first (no digit in two splits), a listing is split at random
+by ``seed`` (a stratified split is not defined for label sets) and read as a folder is.
 """
 
 import dataclasses
@@ -22,11 +25,16 @@ ROLES = ("train", "val", "test", "all")
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-    dataset: object  # tf.data.Dataset of (float32 image in [0, 1], int64 label)
+    dataset: object  # tf.data.Dataset of (float32 image in [0, 1], int64 label or float32 multi-hot row)
     count: int
     class_names: tuple
     skipped_files: tuple = ()  # keras_cnn._images.Skipped (file, reason) of the whole source
     in_memory: bool = False  # decoded already and held in memory: nothing for a cache to save
+
+    @property
+    def multilabel(self):
+        """Whether the labels are multi-hot rows (any number of classes per image)."""
+        return self.dataset.element_spec[1].shape.rank == 1
 
     @property
     def skipped(self):
@@ -61,8 +69,9 @@ class Source:
 def parse(source, flag="--data", **split):
     """Validate ``source`` (the value of ``flag``) and the split fractions into a :class:`Source` (``folder:~/x``
     with ``~`` expanded)."""
-    if data.parse_source(source, flag).kind == "folder":  # the shell leaves the ~ of folder:~/x to us
-        source = "folder:" + os.path.expanduser(source.partition(":")[2])
+    kind = data.parse_source(source, flag).kind
+    if kind in ("folder", "listing"):  # the shell leaves the ~ of folder:~/x to us
+        source = f"{kind}:" + os.path.expanduser(source.partition(":")[2])
     parsed = Source(source, **split)
     for name in ("val_fraction", "test_fraction"):
         _validate.check_float(f"--{name.replace('_', '-')}", getattr(parsed, name), minimum=0.01, maximum=0.9)
@@ -72,18 +81,19 @@ def parse(source, flag="--data", **split):
     return parsed
 
 
-def load(source, roles, *, size, channels, limit=None, max_pixels=None, shuffle_seed=None):
+def load(source, roles, *, size, channels, limit=None, max_pixels=None, shuffle_seed=None, class_names=None):
     """``{role: Split}`` for the requested roles among train, val, test, all (``limit``: first N of each).
 
     Folder images of more than ``max_pixels`` (default ``keras_cnn._images.MAX_PIXELS``) are skipped unread; a
     folder that fits in ``IN_MEMORY_BYTES`` is decoded now (``Split.in_memory``). With ``shuffle_seed`` each
     split is reshuffled every pass (after ``limit``): a folder's file names before decoding (or its images in
-    memory), digits in memory, tfds images in a buffer of ``TFDS_SHUFFLE`` before resizing."""
+    memory), digits in memory, tfds images in a buffer of ``TFDS_SHUFFLE`` before resizing. ``class_names`` fixes
+    a listing's classes and their order (a model's, to evaluate it: a label outside them is an error)."""
     for role in roles:
         _validate.check_choice("split", role, ROLES)
-    if source.kind == "folder":
-        return _folder(source, roles, tuple(size), channels, max_pixels, limit, shuffle_seed)
-    read = {"digits": _digits, "tfds": _tfds}[source.kind]
+    if source.kind in ("folder", "listing"):
+        return _folder(source, roles, tuple(size), channels, max_pixels, limit, shuffle_seed, class_names=class_names)
+    read = {"digits": _digits, "tfds": _tfds, "multilabel-digits": _multilabel_digits}[source.kind]
     return read(source, roles, tuple(size), channels, limit, shuffle_seed)
 
 
@@ -102,11 +112,28 @@ def _fractions(source):
 
 
 def _digits(source, roles, size, channels, limit, shuffle_seed):
+    splits = data.digits(image_size=size, channels=channels, split=_fractions(source), seed=source.seed)
+    return _in_arrays(splits, tuple(str(i) for i in range(data.DIGITS_CLASSES)), roles, limit, shuffle_seed)
+
+
+def _multilabel_digits(source, roles, size, channels, limit, shuffle_seed):
+    from keras_cnn import multilabel
+
+    if channels not in (1, 3):
+        raise ValueError(f"--data multilabel-digits is grey, for models of 1 or 3 input channels; received "
+                         f"--channels {channels}.")
+    splits = multilabel.multilabel_digits(image_size=size, channels=channels, split=_fractions(source),
+                                          seed=source.seed)
+    names = tuple(splits.pop("class_names"))
+    return _in_arrays(splits, names, roles, limit, shuffle_seed)
+
+
+def _in_arrays(splits, names, roles, limit, shuffle_seed):
+    """``{role: Split}`` of ``{"train": (x, y), "val": ..., "test": ...}`` arrays ("all": the three joined)."""
     import tensorflow as tf
 
-    splits = data.digits(image_size=size, channels=channels, split=_fractions(source), seed=source.seed)
+    splits = dict(splits)
     splits["all"] = tuple(np.concatenate(parts) for parts in zip(*splits.values()))
-    names = tuple(str(i) for i in range(data.DIGITS_CLASSES))
     result = {}
     for role in roles:
         x, y = (part[:limit] for part in splits[role]) if limit else splits[role]
@@ -121,11 +148,11 @@ IN_MEMORY_BYTES = 2 << 30  # a folder whose float32 images fit is decoded at loa
 
 
 def _folder(source, roles, size, channels, max_pixels, limit=None, shuffle_seed=None, batch_size=None,
-            drop_remainder=False, in_memory=None):
-    """Splits of a folder: decoded now and held in memory when they fit (``in_memory`` None) or when asked
-    (True), else decoded lazily by ``keras_cnn.data.decoded`` (batched when ``batch_size`` is given)."""
+            drop_remainder=False, in_memory=None, class_names=None):
+    """Splits of a folder or a listing: decoded now and held in memory when they fit (``in_memory`` None) or when
+    asked (True), else decoded lazily by ``keras_cnn.data.decoded`` (batched when ``batch_size`` is given)."""
     path = source.parsed.location
-    folder, sizes = data._scan(path, max_pixels=max_pixels, decode=False, warn=False)
+    folder, sizes = _scanned(source, max_pixels, class_names)
     parts = _split(source, roles, folder, limit)
     needed = np.unique(np.concatenate([parts[role] for role in roles]))
     if in_memory is None:
@@ -143,6 +170,21 @@ def _folder(source, roles, size, channels, max_pixels, limit=None, shuffle_seed=
     return result
 
 
+def _scanned(source, max_pixels, class_names=None):
+    """``(Folder, sizes)`` of a folder or a listing: the files whose headers pass, from the headers alone (the
+    skipped ones are named later, with those TensorFlow cannot decode, in one warning)."""
+    if source.kind == "folder":
+        return data._scan(source.parsed.location, max_pixels=max_pixels, decode=False, warn=False)
+    from keras_cnn import multilabel
+
+    listing, usable, sizes = multilabel.scan_listing(source.parsed.location, class_names=class_names,
+                                                     max_pixels=max_pixels, warn=False)
+    print(f"listing {source.parsed.location}: {len(listing.files)} images, {len(listing.class_names)} classes, "
+          f"{listing.unlabelled} without labels (allowed); images per class: "
+          + ", ".join(f"{name} {count}" for name, count in listing.per_class.items()))
+    return usable, sizes
+
+
 def _in_memory(source, roles, size, channels, folder, sizes, parts, needed, shuffle_seed, limit):
     """``{role: Split}`` of the files a folder's splits need (``needed``: indices into ``folder.files``),
     decoded now, in one parallel pass: the counts are exact and every skipped file is named (one warning)
@@ -156,7 +198,7 @@ def _in_memory(source, roles, size, channels, folder, sizes, parts, needed, shuf
     skipped = [*folder.skipped, *broken]
     if skipped:
         data.warn_skipped(path, skipped)
-    if not limit:
+    if not limit and source.kind == "folder":
         data._check_classes(path, folder.class_names, y.tolist(), "readable images")
     unusable = {item.file for item in broken}
     kept = [i for i in needed.tolist() if folder.files[i] not in unusable]
@@ -173,7 +215,8 @@ def _in_memory(source, roles, size, channels, folder, sizes, parts, needed, shuf
 
 
 def _split(source, roles, folder, limit):
-    """``{role: indices into folder.files}``: stratified by ``source.seed``, each cut to its first ``limit``."""
+    """``{role: indices into folder.files}``: stratified by ``source.seed`` (at random for multi-hot labels), each
+    cut to its first ``limit``."""
     from sklearn.model_selection import train_test_split
 
     files, labels, names = folder.files, folder.labels, folder.class_names
@@ -182,11 +225,12 @@ def _split(source, roles, folder, limit):
     if set(roles) == {"all"}:
         return {"all": index[:limit] if limit else index}
     try:
-        train_val, parts["test"] = train_test_split(index, test_size=source.test_fraction, stratify=labels,
-                                                    random_state=source.seed)
+        stratified = labels.ndim == 1
+        train_val, parts["test"] = train_test_split(index, test_size=source.test_fraction,
+                                                    stratify=labels if stratified else None, random_state=source.seed)
         parts["train"], parts["val"] = train_test_split(
-            train_val, test_size=source.val_fraction / (1.0 - source.test_fraction), stratify=labels[train_val],
-            random_state=source.seed)
+            train_val, test_size=source.val_fraction / (1.0 - source.test_fraction),
+            stratify=labels[train_val] if stratified else None, random_state=source.seed)
     except ValueError as error:  # too few images per class for a stratified split
         raise ValueError(f"folder {source.source!r}: {len(files)} images in {len(names)} classes cannot be split "
                          f"with --val-fraction {source.val_fraction} and --test-fraction "

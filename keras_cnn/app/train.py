@@ -8,6 +8,9 @@ Example: ``keras-cnn train --model lenet5 --option pool=max --translate 0.08 --r
 Transfer learning: ``--weights`` an upstream checkpoint (torchvision, timm, keras.applications) loads its trunk,
 starts a new classifier for the data's classes and normalises inputs with the checkpoint's mean and std;
 ``--freeze-backbone N`` trains the new classifier alone for N epochs, then every layer.
+Multi-label: ``--data multilabel-digits`` or ``listing:PATH`` trains a sigmoid classifier with binary
+cross-entropy (``--task multilabel``) and chooses per-class thresholds on the validation split
+(``--threshold-rule``), kept in the .keras model and the record.
 From Python, without argparse: ``run(TrainConfig(model="lenet5", epochs=1, output="out"))`` (``TrainConfig`` from
 ``keras_cnn.app.train_config``: one field per flag, named as its argparse dest).
 """
@@ -22,7 +25,7 @@ import time
 import warnings
 
 from keras_cnn.app import flags
-from keras_cnn.app.train_config import Run, RunFiles, TrainConfig
+from keras_cnn.app.train_config import TASKS, THRESHOLD_RULES, Run, RunFiles, TrainConfig
 
 LOOPS = ("auto", "fit", "custom")
 
@@ -42,6 +45,14 @@ def parser():
     model.add_argument("--weights", help="a .weights.h5 file to start from, or an upstream checkpoint (torchvision/"
                                          "timm .pth/.safetensors, keras.applications .h5): its trunk is loaded, a "
                                          "new classifier starts, inputs get its mean/std")
+    model.add_argument("--task", default="auto", choices=("auto", *TASKS),
+                       help="multiclass (softmax, cross-entropy: one class per image) | multilabel (sigmoid, binary "
+                            "cross-entropy: any number of labels per image, per-class thresholds chosen on the "
+                            "validation split) | auto: multilabel for multi-label --data (multilabel-digits, "
+                            "listing:PATH), else multiclass")
+    model.add_argument("--threshold-rule", default="f1", choices=THRESHOLD_RULES,
+                       help="multilabel: each class's threshold maximises its validation F1 (f1), or sits at its "
+                            "precision/recall break-even point (break_even); default: %(default)s")
     model.add_argument("--name", help="name of the model and its files (default: the model name)")
     model.add_argument("--output", default="saved_models", help="output folder (default: %(default)s)")
     flags.add_data(p)
@@ -95,13 +106,17 @@ def parser():
                      help="mixed precision (float16 on GPU, bfloat16 on CPU); the saved model is float32")
     fit.add_argument("--xla", action="store_true", help="compile the training step with XLA")
     run = p.add_argument_group("callbacks and distribution")
-    run.add_argument("--monitor", default="val_accuracy",
+    run.add_argument("--monitor", default="auto",
                      help="metric for the best checkpoint and early stopping: loss, accuracy, val_loss, "
                           "val_accuracy, val_{pr_auc,roc_auc,f1}_{macro,micro}; with auxiliary heads under model.fit "
-                          "also [val_]<output>_loss and [val_]predictions_accuracy (default: %(default)s)")
+                          "also [val_]<output>_loss and [val_]predictions_accuracy; auto: val_accuracy, or "
+                          "val_f1_micro for --task multilabel (default: %(default)s)")
     run.add_argument("--patience", type=flags.integer(0), default=0, help="early-stopping patience (0: off)")
     run.add_argument("--final", default="best", choices=("best", "last"),
                      help="save the best checkpoint's weights or the last epoch's (default: %(default)s)")
+    run.add_argument("--backup-steps", type=flags.integer(0), default=0, metavar="N",
+                     help="custom loop (multiworker): also back up every N optimizer steps, besides each epoch's end "
+                          "(0: epoch ends only)")
     run.add_argument("--no-resume", dest="resume", action="store_false",
                      help="discard a backup left by an interrupted run instead of resuming from it")
     run.add_argument("--progress-file", help="JSON heartbeat {epoch, batch, time} rewritten after every batch")
@@ -210,12 +225,14 @@ def _train(config, strategy, started):
     _check_finite(config, final, history)
     if config.recalibrate_bn:
         outcome = dataclasses.replace(outcome, recalibrated=_recalibrate(config, run, final))
+    if config.multilabel:  # after the weights are final: the thresholds are chosen on their scores
+        run = dataclasses.replace(run, record=_thresholds(config, run, final))
     if chief:
         from keras_cnn import _files
 
         with _files.publish_together(os.path.dirname(os.path.abspath(files.model))):  # the model and its record
             _files.write_whole(files.model, _deployable(final).save, overwrite=True)
-            preprocessing.save(record, files.record)
+            preprocessing.save(run.record, files.record)
     return train_summary.finish(config, run, final, outcome)
 
 
@@ -231,6 +248,25 @@ def _deployable(model):
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
     outputs = model.outputs[0] if len(model.outputs) == 1 else model.outputs
     return _with_info(stored_config(inputs, outputs, model.name, model_config(model)), model)
+
+
+def _thresholds(config, run, model):
+    """--task multilabel: one decision threshold per class chosen on the validation split by --threshold-rule
+    (keras_cnn.thresholds), stored in ``model`` (its .keras file keeps them); returns the record with them."""
+    import warnings
+
+    from keras_cnn import thresholds
+    from keras_cnn.app import pipeline, preprocessing
+
+    images, labels = pipeline.arrays(run.data["val"], run.record)
+    scores = model.predict(images, batch_size=config.batch_size, verbose=0)
+    with warnings.catch_warnings(record=True) as caught:  # a class absent from validation keeps 0.5
+        warnings.simplefilter("always")
+        chosen = thresholds.choose_thresholds(labels, scores, rule=config.threshold_rule)
+    for warning in caught:
+        print(f"note: {warning.message}")
+    thresholds.attach(model, chosen)
+    return preprocessing.with_thresholds(run.record, chosen)
 
 
 def _recalibrate(config, run, model):
@@ -278,7 +314,8 @@ def _data(config, entry, info):
     sample = _sample(data["train"], pipeline) if needs_sample else None
     record = preprocessing.create((height, width, channels), data["train"].class_names, normalization=normalization,
                                   images=sample, resize=(eval_side,) * 2 if eval_side else None,
-                                  model=config.stem, data=source.to_json(), statistics=_statistics(info))
+                                  model=config.stem, data=source.to_json(), statistics=_statistics(info),
+                                  task=config.task)
     return data, record, recipe.with_pca(sample) if sample is not None else recipe
 
 
@@ -348,7 +385,7 @@ def _first_build(config, entry):
     try:
         with _quiet("keras_cnn.weights"):  # its "classifier starts fresh" names the placeholder 2 classes
             model = keras_cnn.build(config.model, input_shape=(*size, config.channels or entry.default_input[2]),
-                                    classes=2, name=config.stem, weights=checkpoint, **options)
+                                    classes=2, name=config.stem, weights=checkpoint, **_head_options(config, options))
     except (ValueError, TypeError) as error:
         given = ([f"--option {', '.join(config.option)}"] if options else []) + \
             ([f"--weights {checkpoint}"] if checkpoint else [])
@@ -358,6 +395,17 @@ def _first_build(config, entry):
     _check_precision(model)
     _check_batch_norm(config, model)
     return model
+
+
+def _head_options(config, options):
+    """The --option values, with a sigmoid classifier for --task multilabel (independent per-class scores)."""
+    if not config.multilabel:
+        return options
+    given = options.get("classifier_activation", "sigmoid")
+    if given != "sigmoid":
+        raise ValueError(f"--task multilabel trains independent per-class probabilities (a sigmoid classifier, "
+                         f"binary cross-entropy); received --option classifier_activation={given}.")
+    return {**options, "classifier_activation": "sigmoid"}
 
 
 def _check_batch_norm(config, model):
@@ -418,7 +466,8 @@ def _announce(config, run, model):
     skipped = f", {train.skipped} unreadable file(s) skipped: {_images.name_skipped(train.skipped_files)}" \
         if train.skipped else ""
     print(f"{model.name}: {model.count_params():,} parameters, {len(model.outputs)} output(s); {config.data}: "
-          f"{counts} train/val/test images, {len(train.class_names)} classes{skipped}")
+          f"{counts} train/val/test images, {len(train.class_names)} classes{' (multi-label)' if config.multilabel else ''}"
+          f"{skipped}")
     _announce_weights(config, run, model)
     # epochs numbered from 1, as Keras prints them ("Epoch 3/10")
     resuming = (f"; resuming from the backup of epochs 1..{run.resume_from} at epoch {run.resume_from + 1}/"
@@ -465,7 +514,7 @@ def _inputs(config, run, model, **training):
     """The training and validation datasets, with the model's targets (``training``: the loop's batching)."""
     from keras_cnn.app import pipeline, recipes
 
-    targets = recipes.targets(model, len(run.record.class_names), config.label_smoothing)
+    targets = recipes.targets(model, len(run.record.class_names), config.label_smoothing, config.multilabel)
     train = pipeline.training(run.data["train"], run.record, run.recipe, batch_size=config.batch_size,
                               seed=config.seed, targets=targets, cache=config.cache, **training)
     validation = pipeline.evaluation(run.data["val"], run.record, batch_size=config.batch_size, targets=targets,
@@ -487,10 +536,11 @@ def _callbacks(config, run, model, phase=None):
     class_names = list(run.record.class_names)
     monitor = fit_callbacks.resolve_monitor(config.monitor, model.output_names, run.custom)
     if not run.chief:  # the same logs on every worker (their stop decisions must agree), no files
-        return [fit_callbacks.ValidationMetrics(validation, class_names=class_names)]
+        return [fit_callbacks.ValidationMetrics(validation, task=config.task, class_names=class_names)]
     os.makedirs(run.files.folder, exist_ok=True)
     phase = phase or _Phase(0, config.epochs)
-    return fit_callbacks.standard(run.files, validation=validation, class_names=class_names, monitor=monitor,
+    return fit_callbacks.standard(run.files, validation=validation, class_names=class_names, task=config.task,
+                                  monitor=monitor,
                                   patience=0 if phase.keep_backup else config.patience,
                                   resume_from=max(run.resume_from, phase.first), backup=not run.custom,
                                   keep_backup=phase.keep_backup, progress_file=config.progress_file,
@@ -549,7 +599,7 @@ def _fit_phase(config, run, model, data, steps, phase, hand_over):
         _set_trainable(model, phase.head_only)
     with run.strategy.scope():
         model.compile(_optimizer(config, steps, phase.stop - phase.first, phase.rate), jit_compile=config.xla,
-                      **recipes.compile_kwargs(model, config.label_smoothing, config.aux_weight))
+                      **recipes.compile_kwargs(model, config.label_smoothing, config.aux_weight, config.multilabel))
         if hand_over and run.chief:
             fit_callbacks.hand_over_backup(model, run.files.backup)
     interrupt = fit_callbacks.InterruptBetweenBatches()

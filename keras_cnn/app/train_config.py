@@ -11,6 +11,9 @@ defaults; building one checks what depends on several flags or on the model (the
 import dataclasses
 import os
 
+TASKS = ("multiclass", "multilabel")
+THRESHOLD_RULES = ("f1", "break_even")  # keras_cnn.thresholds.RULES
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
@@ -20,6 +23,8 @@ class TrainConfig:
     model: str = "lenet5"
     option: tuple[str, ...] = ()  # KEY=VALUE, as given to --option
     name: str | None = None
+    task: str = "auto"  # "auto" becomes the data's task when the config is built (see _resolve)
+    threshold_rule: str = "f1"
     weights: str | None = None
     image_size: int | None = None
     channels: int | None = None
@@ -65,9 +70,10 @@ class TrainConfig:
     output: str = "saved_models"
     seed: int = 0
     resume: bool = True
+    backup_steps: int = 0
     final: str = "best"
     patience: int = 0
-    monitor: str = "val_accuracy"
+    monitor: str = "auto"
     strategy: str = "default"
     devices: int = 2
     verbose: int | None = None
@@ -77,7 +83,31 @@ class TrainConfig:
         object.__setattr__(self, "option", tuple(self.option))
         if self.scale_jitter is not None:
             object.__setattr__(self, "scale_jitter", tuple(self.scale_jitter))
+        self._resolve()
         self._check()
+
+    def _resolve(self):
+        """--task auto: the data's task (multi-label sources train multilabel); --monitor auto: val_accuracy, or
+        val_f1_micro for multilabel (an accuracy per label rewards predicting every rare label absent)."""
+        from keras_cnn import _validate, data
+
+        _validate.check_choice("--task", self.task, ("auto", *TASKS))
+        _validate.check_choice("--threshold-rule", self.threshold_rule, THRESHOLD_RULES)
+        multilabel_data = data.parse_source(self.data, "--data").kind in data.MULTILABEL_KINDS
+        if self.task == "auto":
+            object.__setattr__(self, "task", "multilabel" if multilabel_data else "multiclass")
+        if self.task == "multiclass" and multilabel_data:
+            raise ValueError(f"--data {self.data} is multi-label (any number of labels per image); train it with "
+                             f"--task multilabel or auto; received --task multiclass.")
+        if self.task == "multilabel" and not multilabel_data:
+            raise ValueError(f"--task multilabel needs multi-label --data (multilabel-digits, or listing:PATH with "
+                             f"a CSV/JSON listing of images and their labels); received --data {self.data}.")
+        if self.monitor == "auto":
+            object.__setattr__(self, "monitor", "val_f1_micro" if self.task == "multilabel" else "val_accuracy")
+
+    @property
+    def multilabel(self):
+        return self.task == "multilabel"
 
     @classmethod
     def from_args(cls, args):

@@ -39,14 +39,19 @@ def finish(config, run, model, outcome):
     history, files = outcome.history, run.files
     images, labels = pipeline.arrays(run.data["test"], run.record)
     scores = model.predict(images, batch_size=config.batch_size, verbose=0)
+    # multilabel: the thresholds chosen on validation decide (accuracy is the exact match of the label set)
+    limits = run.record.decision_thresholds()
+    decide = {"task": config.task, "threshold": 0.5 if limits is None else np.asarray(limits)}
     rows = fit_callbacks.read_log(files.log) if run.chief else []
     epochs = [int(row["epoch"]) for row in rows] or [run.resume_from + i for i in range(len(history.epoch))]
     monitor = _monitor(config, history, rows)
     best_epoch, best = _best(rows, history, monitor)
     summary = {
         "model": model.name, "data": config.data, "test_images": int(len(labels)),
-        "test_accuracy": metrics.accuracy(labels, scores, task="multiclass"),
-        "test_f1_macro": metrics.f1_score(labels, scores, task="multiclass", average="macro"),
+        "task": config.task, "test_accuracy": metrics.accuracy(labels, scores, **decide),
+        "test_f1_macro": metrics.f1_score(labels, scores, average="macro", **decide),
+        "test_f1_micro": metrics.f1_score(labels, scores, average="micro", **decide),
+        "thresholds": list(run.record.thresholds) if run.record.thresholds else None,
         "epochs": epochs, "epochs_this_run": len(history.epoch), "resumed_from": run.resume_from,
         "stopped_early": bool(len(epochs) < config.epochs), "monitor": monitor, "best_epoch": best_epoch,
         "best_value": best, "final_weights": config.final, "replicas": run.strategy.num_replicas_in_sync,
@@ -85,7 +90,12 @@ def batch_norm_check(model, run, batch_size, recalibrated=None):
 
 
 def _scores(labels, probabilities):
-    """Accuracy and mean cross-entropy of softmax ``probabilities``."""
+    """Accuracy and mean cross-entropy of softmax ``probabilities``; for multi-hot ``labels`` (sigmoid scores) the
+    share of labels right at 0.5 and the mean binary cross-entropy."""
+    if labels.ndim == 2:
+        p = np.clip(probabilities.astype("float64"), 1e-12, 1 - 1e-12)
+        accuracy = float(np.mean((probabilities >= 0.5) == (labels > 0.5)))
+        return accuracy, float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
     picked = probabilities[np.arange(len(labels)), labels.astype(int)]
     accuracy = float(np.mean(probabilities.argmax(axis=-1) == labels))
     return accuracy, float(-np.mean(np.log(np.clip(picked.astype("float64"), 1e-12, 1.0))))
@@ -151,8 +161,7 @@ def _print(summary, history):
         ("best epoch", f"{_epoch(summary['best_epoch'])}: {summary['monitor']} {_fmt(summary['best_value'])} "
                        f"(saved: {summary['final_weights']} weights)"),
         ("last epoch", "  ".join(f"{k} {_fmt(last[k])}" for k in shown if k in last)),
-        ("test", f"accuracy {summary['test_accuracy']:.4f}  f1_macro {summary['test_f1_macro']:.4f}  "
-                 f"({summary['test_images']} images)"),
+        ("test", _test_line(summary)),
         ("run", f"{summary['seconds']} s, {summary['strategy']} strategy, {summary['replicas']} replica(s), "
                 f"{summary['optimizer_steps']} optimizer steps, last weights {summary['fingerprint']}"),
     ]
@@ -167,6 +176,16 @@ def _print(summary, history):
     for label, text in lines:
         print(f"  {label:<11} {text}")
     print(flush=True)
+
+
+def _test_line(summary):
+    """The test figures: accuracy and macro F1, or for multilabel the micro and macro F1 and the exact-match share
+    at the per-class thresholds."""
+    images = f"({summary['test_images']} images)"
+    if summary["task"] != "multilabel":
+        return f"accuracy {summary['test_accuracy']:.4f}  f1_macro {summary['test_f1_macro']:.4f}  {images}"
+    return (f"f1_micro {summary['test_f1_micro']:.4f}  f1_macro {summary['test_f1_macro']:.4f}  exact match "
+            f"{summary['test_accuracy']:.4f}  {images}, at per-class thresholds chosen on validation")
 
 
 def _epoch(index):
