@@ -221,3 +221,25 @@ def test_record_refuses_thresholds_out_of_range_or_on_a_multiclass_record(tmp_pa
         path.write_text(json.dumps({**values, **change}))
         with pytest.raises(ValueError, match=message):
             preprocessing.load(path)
+
+
+def test_quantized_multilabel_exports_are_checked_on_whole_label_sets():
+    """Agreement for a multi-label model is the share of images whose label set at the thresholds is unchanged:
+    the same top-1 class with one other label flipped across its threshold counts as a disagreement."""
+    import keras_cnn
+    from keras_cnn import export
+
+    keras.utils.set_random_seed(0)
+    model = keras_cnn.build("lenet5", input_shape=(32, 32, 1), classes=4, classifier_activation="sigmoid")
+    images = np.random.default_rng(0).uniform(0, 1, (10, 32, 32, 1)).astype("float32")
+    expected = model.predict(images, verbose=0)
+    limits = np.sort(expected, axis=1)[:, 1:3].mean(axis=1).mean() * np.ones(4)  # some labels on, some off
+    thresholds.attach(model, limits)
+    got = expected.copy()
+    low = np.argmin(expected, axis=1)  # never the top-1 class
+    assert np.all(expected[np.arange(10), low] < limits[0])  # off before the change
+    got[:5][np.arange(5), low[:5]] = limits[0] + 0.01  # five images gain a label, their top-1 unchanged
+    assert np.array_equal(got.argmax(-1), expected.argmax(-1))
+    with pytest.raises(export.ExportVerificationError, match="label set of 5 of 10"):
+        export._compare(model, images, got, "int8", "m.tflite", "tflite", "LiteRT", min_agreement=0.98)
+    assert export._compare(model, images, expected, "int8", "m.tflite", "tflite", "LiteRT", 0.98).top1_agreement == 1
