@@ -5,7 +5,6 @@ import csv
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import tensorflow as tf
 
 from keras_cnn import cli, data
 from keras_cnn.app import augment, fit_callbacks, preprocessing, recipes, sources
+from tests.local_cluster import worker_envs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LENET = ["--model", "lenet5", "--option", "pool=max", "--option", "activation=relu"]
@@ -413,25 +413,11 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
         assert float(row["val_f1_micro"]) == pytest.approx(float(row["val_accuracy"]), abs=1e-6)
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def test_multi_worker_training_with_two_local_workers(tmp_path):
-    ports = free_ports(2)
-    cluster = {"worker": [f"localhost:{port}" for port in ports]}
     argv = command(["train", *LENET, "--strategy", "multiworker", "--epochs", "2", "--limit", "128",
                     "--batch-size", "16", "--output", str(tmp_path), "--verbose", "2"])
-    workers = [subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**ENV, "TF_CONFIG": json.dumps({"cluster": cluster,
-                                                                     "task": {"type": "worker", "index": i}})})
-               for i in range(2)]
+    workers = [subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+               for env in worker_envs(ENV, 2)]
     try:
         outputs = [w.communicate(timeout=400) for w in workers]
     finally:

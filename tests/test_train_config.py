@@ -33,6 +33,7 @@ def test_flags_map_to_fields_of_the_same_name():
     ({"image_size": 16}, "--image-size must be at least 32 for model 'lenet5' (its smallest input); received 16."),
     ({"scale_jitter": (16, 48)}, "--scale-jitter must be at least the input size 32; received 16."),
     ({"loop": "fit", "strategy": "multiworker"}, "--loop fit cannot run under --strategy multiworker"),
+    ({"backup_steps": 4}, "--backup-steps backs up the custom loop"),
 ])
 def test_building_a_config_checks_flags_that_depend_on_each_other(values, message):
     with pytest.raises(ValueError) as excinfo:

@@ -158,22 +158,39 @@ def run(args):
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during training, saying where the backup is (``keras.callbacks.BackupAndRestore`` writes one after
-    every epoch and a new run of the same command resumes from it)."""
+    """Ctrl-C during training, saying where the backup is and what a new run of the same command resumes from
+    (model.fit: ``keras.callbacks.BackupAndRestore`` after every epoch; the custom loop: ``loop_backup`` after
+    every epoch and every --backup-steps steps)."""
 
     def __init__(self, config):
+        backup = RunFiles.of(config).backup
+        if config.custom_loop:
+            self.resumable, text = self._custom(config, backup)
+        else:
+            self.resumable, text = self._fit(backup)
+        super().__init__(text)
+
+    @staticmethod
+    def _custom(config, backup):
+        from keras_cnn.app import loop_backup
+
+        where = loop_backup.position(backup)
+        every = f" and every {config.backup_steps} steps" if config.backup_steps else ""
+        if not where.done:
+            return False, (f"the custom loop backs up at each epoch's end{every}; none was made yet, so {backup} "
+                           f"holds no backup; the same command starts over")
+        return True, (f"the custom loop's backup in {backup} holds the state at {where.describe()} "
+                      f"({where.done} optimizer steps; it backs up at each epoch's end{every}); the same command "
+                      f"resumes from it, the steps since then run again")
+
+    @staticmethod
+    def _fit(backup):
         from keras_cnn.app import fit_callbacks
 
-        backup = RunFiles.of(config).backup
-        epochs = 0 if config.custom_loop else fit_callbacks.resume_epoch(backup)
-        self.resumable = epochs > 0
-        if config.custom_loop:
-            text = "the custom training loop keeps no backup; the same command starts over"
-        elif not epochs:
-            text = f"no epoch had finished, so {backup} holds no backup; the same command starts over"
-        else:
-            text = f"the backup of the first {epochs} epoch(s) is in {backup}; the same command resumes from it"
-        super().__init__(text)
+        epochs = fit_callbacks.resume_epoch(backup)
+        if not epochs:
+            return False, f"no epoch had finished, so {backup} holds no backup; the same command starts over"
+        return True, f"the backup of the first {epochs} epoch(s) is in {backup}; the same command resumes from it"
 
     @staticmethod
     def resume_command(argv):
@@ -443,17 +460,21 @@ def _check_precision(model):
 
 def _resume_point(config, files, chief):
     """The epoch a backup lets this run start at; a fresh run first clears the last run's backup and best (the
-    chief only: the files are its own)."""
+    chief only: the files are its own). Under the custom loop every worker reads it (all restore the chief's
+    backup); its backup may also hold a step inside that epoch (``loop_backup.position``)."""
     import shutil
 
-    from keras_cnn.app import fit_callbacks
+    from keras_cnn.app import fit_callbacks, loop_backup
 
-    if not chief:
-        return 0
-    if not config.resume and os.path.isdir(files.backup):
+    if chief and not config.resume and os.path.isdir(files.backup):
         shutil.rmtree(files.backup)
-    epoch = 0 if config.custom_loop else fit_callbacks.resume_epoch(files.backup)
-    if epoch == 0 and os.path.isfile(files.best):
+    if config.custom_loop:  # --no-resume: the others must not read what the chief is deleting
+        epoch = loop_backup.position(files.backup).epoch if config.resume else 0
+    elif chief:
+        epoch = fit_callbacks.resume_epoch(files.backup)
+    else:
+        return 0
+    if chief and epoch == 0 and os.path.isfile(files.best):
         os.remove(files.best)  # a previous run's best must not stand in for this run's
     return epoch
 
@@ -645,7 +666,9 @@ def _joined(histories):
 
 
 def _custom(config, run, model):
-    from keras_cnn.app import distribute, recipes
+    """The custom loop (``distribute.custom_fit``), backed up in ``run.files.backup``; Ctrl-C stops it at a batch's
+    end (after that step's backup, when one is due), never inside a backup's write."""
+    from keras_cnn.app import distribute, fit_callbacks, recipes
 
     steps = run.data["train"].count // config.batch_size
     if steps == 0:
@@ -660,11 +683,17 @@ def _custom(config, run, model):
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
     weights = recipes.loss_weights(model, config.aux_weight)
-    twin = distribute.custom_fit(
-        model, optimizer, losses=[recipes.loss(config.label_smoothing, reduction=None)] * len(model.outputs),
-        weights=list(weights.values()), train=train, steps=steps, global_batch=config.batch_size,
-        epochs=config.epochs, strategy=run.strategy, callbacks=_callbacks(config, run, model),
-        validation=validation, verbose=_verbose(config), jit_compile=config.xla)
+    loss = recipes.loss(config.label_smoothing, reduction=None, multilabel=config.multilabel)
+    interrupt = fit_callbacks.InterruptBetweenBatches()
+    try:
+        twin = distribute.custom_fit(
+            model, optimizer, losses=[loss] * len(model.outputs), weights=list(weights.values()), train=train,
+            steps=steps, global_batch=config.batch_size, epochs=config.epochs, strategy=run.strategy,
+            callbacks=[*_callbacks(config, run, model), interrupt], validation=validation,
+            verbose=_verbose(config), jit_compile=config.xla, multilabel=config.multilabel,
+            backup_dir=run.files.backup, backup_steps=config.backup_steps, resume=config.resume)
+    finally:
+        interrupt.restore()
     return twin.history, twin, int(optimizer.iterations.numpy())
 
 

@@ -139,6 +139,10 @@ class TrainConfig:
         for flag, side in (("--random-crop", self.random_crop), ("--scale-jitter", (self.scale_jitter or [None])[0])):
             if side is not None and side < size:
                 raise ValueError(f"{flag} must be at least the input size {size}; received {side}.")
+        if self.backup_steps and not self.custom_loop:
+            raise ValueError(f"--backup-steps backs up the custom loop (--strategy multiworker or --loop custom); "
+                             f"model.fit backs up at each epoch's end (BackupAndRestore); received --backup-steps "
+                             f"{self.backup_steps} with --strategy {self.strategy} --loop {self.loop}.")
         if self.loop == "fit" and self.strategy == "multiworker":
             raise ValueError("--loop fit cannot run under --strategy multiworker in Keras 3.15 "
                              "(keras-team/keras#20585); use --loop custom or auto.")
