@@ -140,7 +140,8 @@ def test_parse_source_forms(source, expected):
 @pytest.mark.parametrize("bad, error", [("digits:x", ValueError), ("folder:", ValueError), ("tfds", ValueError),
                                         ("csv:x", ValueError), (3, TypeError)])
 def test_one_source_parser_one_message(bad, error):
-    message = f"must be 'digits', 'folder:PATH' or 'tfds:NAME[:SPLIT]'; received {bad!r}."
+    message = (f"must be 'digits', 'folder:PATH', 'tfds:NAME[:SPLIT]', or multi-label 'multilabel-digits' or "
+               f"'listing:PATH' (a CSV/JSON listing, or a folder holding labels.csv or labels.json); received {bad!r}.")
     calls = {"source": lambda: data.load_images(bad, image_size=(8, 8), channels=1),
              "--data": lambda: sources.parse(bad),
              "--representative": lambda: sources.parse(bad, flag="--representative")}

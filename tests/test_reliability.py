@@ -422,7 +422,7 @@ FLAGS = [
     (["export", "--model", "lenet5", "--from", "m.keras"], ["argument --from: not allowed with argument --model"]),
     (["frobnicate"], ["usage: keras-cnn COMMAND", "command must be one of train, evaluate", "received 'frobnicate'"]),
     (["train", "--data", "imagenet"],
-     ["--data must be 'digits', 'folder:PATH' or 'tfds:NAME[:SPLIT]'; received 'imagenet'"]),
+     ["--data must be 'digits', 'folder:PATH', 'tfds:NAME[:SPLIT]', or multi-label", "received 'imagenet'"]),
     (["train", "--model", "lenet6"], ["argument --model: not a registered model name (keras-cnn list): 'lenet6'; "
                                       "closest: lenet5"]),
     (["train", "--option", "pool"], ["--option must be KEY=VALUE; received 'pool'"]),
@@ -459,7 +459,7 @@ FLAGS = [
      ["--quantization must list some of none, float16, dynamic, int8; received 'none,fp8'"]),
     (["export", "--model", "lenet5", "--quantization", "int8"], ["--quantization int8 needs --representative"]),
     (["export", "--model", "lenet5", "--quantization", "int8", "--representative", "imagenet"],
-     ["--representative must be 'digits', 'folder:PATH' or 'tfds:NAME[:SPLIT]'; received 'imagenet'"]),
+     ["--representative must be 'digits', 'folder:PATH', 'tfds:NAME[:SPLIT]', or multi", "received 'imagenet'"]),
     (["export", "--from", "missing.keras"], ["--from must be an existing .keras file", "received 'missing.keras'"]),
     (["export", "--model", "lenet5", "--classes", "10", "--format", "tflite", "--class-names", "a,b"],
      ["class_names must have one name per class (10", "received 2"]),
@@ -553,7 +553,7 @@ def fail_on_write(monkeypatch, number):
 
 
 def test_saved_model_and_tflite_conversion_failure_leaves_no_folder(tmp_path, monkeypatch):
-    def broken(model, directory, record=None):
+    def broken(model, directory, record=None, labels=False):
         open(os.path.join(directory, "partial"), "w").close()
         raise RuntimeError("disk full")
 
