@@ -168,6 +168,7 @@ def test_killing_the_chief_then_restarting_both_workers_resumes_from_its_backup(
     check_resumed(tmp_path, outputs, done, two_worker_reference)
 
 
+@pytest.mark.slow  # make test-all; the chief-kill case above is the default suite's (CI's 25-minute budget)
 @TWO_WORKERS
 def test_killing_the_other_worker_then_restarting_both_resumes_from_the_backup(tmp_path, two_worker_reference):
     outputs, done = kill_one_worker_and_restart(tmp_path, victim=1)
@@ -197,7 +198,7 @@ def killed_mid_epoch(output):
     return done
 
 
-@pytest.mark.parametrize("strategy", ["default", "mirrored"])  # mirrored: 2 logical CPUs
+@pytest.mark.parametrize("strategy", ["default", pytest.param("mirrored", marks=pytest.mark.slow)])  # 2 logical CPUs
 def test_custom_loop_in_one_process_resumes_after_sigkill_with_the_weights_of_an_unbroken_run(tmp_path, strategy):
     flags = ["--loop", "custom", "--strategy", strategy]
     reference = finish([start(train_argv(tmp_path, *flags), ENV, tmp_path / "unbroken.log")],
