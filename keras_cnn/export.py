@@ -646,8 +646,7 @@ def _compare(model, images, got, quantization, path, fmt, runtime, min_agreement
     expected = np.concatenate([keras.ops.convert_to_numpy(model(images[i:i + 64], training=False))
                                for i in range(0, len(images), 64)])
     diff = float(np.max(np.abs(expected - got)))
-    same = _decisions(model, expected) == _decisions(model, got)
-    agreed = int(np.sum(same.all(-1) if same.ndim > 1 else same))
+    agreed = int(np.sum(agreeing(model, expected, got)))
     agreement = agreed / len(images)
     what = "label set" if decision_thresholds(model) is not None else "top-1 class"
     tolerance = FLOAT_TOLERANCE.get(quantization)
@@ -670,6 +669,13 @@ def _decisions(model, scores):
     """What a prediction decides: the top-1 class, or a multi-label model's label set at its thresholds."""
     limits = decision_thresholds(model)
     return scores.argmax(-1) if limits is None else scores >= limits
+
+
+def agreeing(model, expected, got):
+    """Per image, whether the scores ``got`` decide what ``expected`` (Keras's) decide: the same top-1 class, or
+    for a multi-label model with thresholds the same whole label set."""
+    same = _decisions(model, expected) == _decisions(model, got)
+    return same.all(-1) if same.ndim > 1 else same
 
 
 def _tflite_sidecar(model, interpreter, result, preprocessing, class_names, path):

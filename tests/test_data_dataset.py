@@ -185,7 +185,8 @@ def test_augmentation_recipes_by_name_and_object(same_size):
     ({"shuffle": "yes"}, TypeError, "shuffle"),
     ({"val_fraction": 0.5, "test_fraction": 0.5}, ValueError, "val_fraction + test_fraction"),
     ({"source": "folders:x"}, ValueError,
-     "source must be 'digits', 'folder:PATH', 'tfds:NAME[:SPLIT]', or multi-label 'multilabel-digits' or 'listing:PATH'"),
+     "source must be 'digits', 'folder:PATH', 'tfds:NAME[:SPLIT]', or multi-label 'multilabel-digits' or "
+     "'listing:PATH'"),
 ])
 @pytest.mark.parametrize("source", ["digits", "folder"])
 def test_dataset_checks_its_arguments_before_reading(same_size, monkeypatch, source, kwargs, error, fragment):

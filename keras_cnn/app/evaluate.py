@@ -58,7 +58,8 @@ def run(args):
         images, labels, source = _data(args, record)
         scores = runners.probabilities(runner, _predict(args, runner, record, images), record)
     if runner.output == "logits":
-        print(f"note: {args.model} outputs logits; the metrics score their {'sigmoid' if record.multilabel else 'softmax'}.")
+        kind = "sigmoid" if record.multilabel else "softmax"
+        print(f"note: {args.model} outputs logits; the metrics score their {kind}.")
     values = _metrics(labels, scores, record)
     stem = preprocessing.record_path(args.model)[: -len(preprocessing.SUFFIX)]
     plots = _plots(args, stem, labels, scores, record)

@@ -289,8 +289,7 @@ def _agreements(model, results, test):
     agreements = {}
     for result in results:
         got = runners.load(result.path).predict(test)
-        same = export._decisions(model, got) == export._decisions(model, expected)
-        agreements[result.path] = (float(np.mean(same.all(-1) if same.ndim > 1 else same)),
+        agreements[result.path] = (float(np.mean(export.agreeing(model, expected, got))),
                                    float(np.max(np.abs(got - expected))))
     return agreements
 

@@ -192,25 +192,20 @@ def checkpoint_record(model, reason):
 
 def _default_record(runner, path):
     from keras_cnn.app import preprocessing
+    from keras_cnn.model import decision_thresholds
 
     height, width, channels = runner.input_shape
     if None in (height, width, channels):
         raise ValueError(f"{path!r} has no {preprocessing.SUFFIX} beside it and accepts any input size; pass "
                          f"--preprocessing with the record written by keras-cnn train.")
     classes = runner.predict(np.zeros((1, height, width, channels), "float32")).shape[-1]
-    limits = _attached_thresholds(runner.model)
+    limits = None if runner.model is None else decision_thresholds(runner.model)  # a .keras multi-label model's
     print(f"note: no {preprocessing.record_path(path)}; assuming inputs in [0, 1] resized to {height}x{width} "
           "and classes named by index" + ("; multi-label, with the thresholds the model carries." if limits else "."))
     record = preprocessing.create((height, width, channels), [str(i) for i in range(classes)],
                                   task="multilabel" if limits else "multiclass")
     return preprocessing.with_thresholds(record, limits) if limits else record
 
-
-def _attached_thresholds(model):
-    """The per-class thresholds a .keras multi-label model carries (``keras_cnn.thresholds.attach``), or None."""
-    from keras_cnn.model import decision_thresholds
-
-    return None if model is None else decision_thresholds(model)
 
 
 def _size(pair):

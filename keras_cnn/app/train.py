@@ -487,8 +487,8 @@ def _announce(config, run, model):
     skipped = f", {train.skipped} unreadable file(s) skipped: {_images.name_skipped(train.skipped_files)}" \
         if train.skipped else ""
     print(f"{model.name}: {model.count_params():,} parameters, {len(model.outputs)} output(s); {config.data}: "
-          f"{counts} train/val/test images, {len(train.class_names)} classes{' (multi-label)' if config.multilabel else ''}"
-          f"{skipped}")
+          f"{counts} train/val/test images, {len(train.class_names)} classes"
+          f"{' (multi-label)' if config.multilabel else ''}{skipped}")
     _announce_weights(config, run, model)
     # epochs numbered from 1, as Keras prints them ("Epoch 3/10")
     resuming = (f"; resuming from the backup of epochs 1..{run.resume_from} at epoch {run.resume_from + 1}/"
